@@ -1,0 +1,50 @@
+# alphatide: `make run` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+# Locally `make test` skips the `slow` suites; CI (CI=true) runs them too: they fit its budget (~1 min).
+PYTEST_ARGS ?= $(if $(CI),,-m "not slow")
+
+.PHONY: setup run chain serve test test-all lint airflow bench constraints clean
+
+# Create or refresh .venv when it is missing or older than the dependency files.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" setuptools wheel
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+## run: the nightly chain through Airflow (SQLite), then the serving tier until Ctrl-C
+run: setup
+	$(BIN)/alphatide run
+
+chain: setup
+	$(BIN)/alphatide chain
+
+serve: setup
+	$(BIN)/alphatide serve
+
+## test: everything but the `slow` suites (with CI=true, as .ci/run does, everything)
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-all: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check pipelines serving dags tests bench feature_repo
+	$(BIN)/mypy pipelines serving
+
+## airflow: the Airflow UI (airflow standalone) on this project's dags/
+airflow: setup
+	$(BIN)/alphatide airflow
+
+constraints: setup
+	$(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/' > constraints.new
+	@echo "review constraints.new, then move it over constraints.txt"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,120 @@
+"""`alphatide` command line: run the nightly chain through Airflow, serve signals, inspect settings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipelines import cli_marketdata, cli_models
+from pipelines.config import Settings, load_settings
+from pipelines.errors import AlphatideError
+
+log = logging.getLogger("alphatide")
+
+
+def _chain(settings: Settings) -> None:
+    from pipelines.airflow_runner import run_chain
+
+    print(
+        f"alphatide: running the nightly chain through Airflow (home {settings.home}, source {settings.source})",
+        flush=True,
+    )
+    for result in run_chain(settings):
+        print(f"  {result['dag_id']:<24} {result['state']}", flush=True)
+    from pipelines.lake import Lake
+
+    lake = Lake(settings.lake_dir)
+    used = (lake.read_state("universe") or {}).get("source")
+    if settings.source == "auto" and used == "synthetic":
+        # The fallback is decided inside the Airflow task; say it here too, where the operator looks.
+        print(
+            f"  WARNING: {settings.venue} did not answer within {settings.data.probe_timeout_s:.0f} s, so this run "
+            "used SYNTHETIC candles (set ALPHATIDE_SOURCE=binance|replay|synthetic to choose)",
+            flush=True,
+        )
+    training = lake.read_state("training") or {}
+    if training:
+        verdict = "promoted to champion" if training.get("promoted") else "not promoted"
+        print(
+            f"  model version {training.get('version')} {verdict}: {'; '.join(training.get('reasons', []))}"
+        )
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from serving.app import create_app
+
+    base = f"http://{settings.host}:{settings.port}"
+    print(
+        "\nalphatide serving tier is up:\n"
+        f"  signal   {base}/signal?symbol=BTC/USDT\n"
+        f"  health   {base}/health\n"
+        f"  API docs {base}/docs\n"
+        f"  MLflow   .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}\n"
+        "  Airflow  make airflow (UI on http://127.0.0.1:8080)\n"
+        "Ctrl-C stops it.",
+        flush=True,
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+def _airflow(settings: Settings) -> int:
+    from pipelines.airflow_runner import airflow_environment
+
+    settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    airflow = Path(sys.executable).with_name("airflow")
+    print(
+        f"airflow standalone on {settings.dags_dir} (home {settings.airflow_home}); "
+        f"the admin password is printed below and kept in {settings.airflow_home}"
+    )
+    return subprocess.call([str(airflow), "standalone"], env=airflow_environment(settings))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="alphatide", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the nightly chain through Airflow, then serve signals until interrupted")
+    sub.add_parser("chain", help="run the nightly chain through Airflow once")
+    sub.add_parser("serve", help="serve /signal and /health on ALPHATIDE_HOST:ALPHATIDE_PORT")
+    sub.add_parser("airflow", help="start `airflow standalone` on the project's dags/ (the UI)")
+    sub.add_parser("settings", help="print the validated settings as JSON (secrets hidden)")
+    cli_marketdata.register(sub)
+    cli_models.register(sub)
+    args = parser.parse_args(argv)
+    # MLflow's per-file download bars drown the chain's own output; the chain's children inherit this.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+        if args.command == "settings":
+            print(json.dumps(settings.model_dump(mode="json"), indent=2))
+        elif args.command == "chain":
+            _chain(settings)
+        elif args.command == "serve":
+            _serve(settings)
+        elif args.command == "run":
+            _chain(settings)
+            _serve(settings)
+        elif args.command == "airflow":
+            return _airflow(settings)
+        elif args.command in cli_marketdata.COMMANDS:
+            return cli_marketdata.run(args, settings)
+        elif args.command in cli_models.COMMANDS:
+            return cli_models.run(args, settings)
+    except AlphatideError as exc:
+        print(f"alphatide: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,470 @@
+"""The one configuration object of alphatide.
+
+Read from the environment (prefix `ALPHATIDE_`, nested fields with `__`, e.g.
+`ALPHATIDE_MODEL__ITERATIONS=300`), validated once, frozen. An `ALPHATIDE_*` variable that names no
+field is an error, so a typo cannot silently leave a default in force.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipelines.errors import ConfigError
+from pipelines.trading.config import TradingConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ENV_PREFIX = "ALPHATIDE_"
+
+SourceName = Literal["auto", "binance", "replay", "synthetic"]
+Timeframe = Literal["1m", "5m", "1h"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class UniverseConfig(_Frozen):
+    """Universe selection (nightly, point in time)."""
+
+    quote: str = "USDT"
+    majors: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP")
+    size: int = Field(12, ge=1, le=200, description="Tier 2: the top `size` by score besides the majors.")
+    lookback_days: int = Field(30, ge=1, le=365)
+    # Average daily quote volume floor per quote currency. 5e9 KRW is the SPEC's Upbit figure; 5e6 USDT is
+    # its equivalent (5e9 KRW ~ 3.7e6 USD in 2024, rounded up to reject the thinnest Binance pairs).
+    min_quote_volume: dict[str, float] = Field(default_factory=lambda: {"USDT": 5e6, "KRW": 5e9})
+    min_daily_volatility: float = Field(0.008, ge=0, lt=1, description="Std of daily returns, lower bound.")
+    max_daily_volatility: float = Field(0.035, gt=0, le=5, description="Std of daily returns, upper bound.")
+    max_spread: float = Field(0.0015, gt=0, lt=1, description="Average relative spread (0.0015 = 0.15%).")
+    min_listing_days: int = Field(30, ge=1, le=3650)
+    min_daily_trades: int = Field(50_000, ge=0, description="Average trades a day, where trade counts exist.")
+    stats_timeframe: Timeframe = Field("5m", description="Bars the daily statistics (and spread estimate) use.")
+    weight_momentum: float = Field(0.5, ge=0, le=1)
+    weight_sharpe: float = Field(0.3, ge=0, le=1)
+    weight_liquidity: float = Field(0.2, ge=0, le=1)
+    new_listing_max: int = Field(3, ge=0, le=50, description="Tier 3 holds at most this many new listings.")
+    new_listing_days: int = Field(7, ge=1, le=30, description="Window of the new-listing volume test.")
+    # 7-day average daily quote volume a new listing needs, per quote currency.
+    new_listing_min_quote_volume: dict[str, float] = Field(default_factory=lambda: {"USDT": 2e7, "KRW": 2e10})
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UniverseConfig:
+        if self.min_daily_volatility >= self.max_daily_volatility:
+            raise ValueError("min_daily_volatility must be below max_daily_volatility")
+        for name in ("min_quote_volume", "new_listing_min_quote_volume"):
+            table: dict[str, float] = getattr(self, name)
+            if self.quote not in table:
+                raise ValueError(f"{name} has no figure for quote {self.quote!r} (has {sorted(table)})")
+            if any(v < 0 for v in table.values()):
+                raise ValueError(f"{name} figures must be >= 0")
+        if abs(self.weight_momentum + self.weight_sharpe + self.weight_liquidity - 1.0) > 1e-9:
+            raise ValueError("weight_momentum + weight_sharpe + weight_liquidity must be 1")
+        return self
+
+
+class DataConfig(_Frozen):
+    """What history the nightly chain loads."""
+
+    timeframe: Timeframe = "5m"
+    history_days: int = Field(60, ge=2, le=3650, description="Days of bars backfilled before the as-of date.")
+    synthetic_symbols: int = Field(8, ge=1, le=200)
+    synthetic_seed: int = 7
+    probe_timeout_s: float = Field(4.0, gt=0, le=60, description="How long `auto` waits for Binance.")
+    request_timeout_s: float = Field(10.0, gt=0, le=300, description="ccxt request timeout.")
+    max_retries: int = Field(5, ge=0, le=20, description="Retries of a venue call on rate limits/network errors.")
+    backoff_s: float = Field(1.0, gt=0, le=60, description="First backoff; doubles on each retry.")
+    max_backoff_s: float = Field(60.0, gt=0, le=3600, description="Backoff ceiling.")
+    candle_chunk_days: int = Field(1, ge=1, le=365, description="Backfill unit (and watermark step) for candles.")
+    trades_window_s: int = Field(3600, ge=60, le=86_400, description="Backfill unit for trades (Binance: 1 h max).")
+    book_depth: int = Field(20, ge=1, le=5000, description="Levels per side kept in an order-book snapshot.")
+    markets_ttl_h: float = Field(24.0, gt=0, le=24 * 30, description="Market metadata cache lifetime.")
+
+
+class ValidationConfig(_Frozen):
+    """Data-validation gate (SPEC section 4)."""
+
+    max_spread_pct: float = Field(0.05, gt=0, le=1)
+    # A bar fails when |log return| > jump_sigmas x std of the previous jump_window_bars log returns AND its
+    # volume < jump_volume_fraction x their mean volume (a move nobody traded). 0 findings on the 2024 sample.
+    jump_sigmas: float = Field(10.0, gt=0, le=1000, description="Jump size limit, in recent sigmas.")
+    jump_window_bars: int = Field(288, ge=10, le=100_000, description="Bars of recent volatility and volume.")
+    jump_volume_fraction: float = Field(0.01, ge=0, le=1, description="'Without volume': below this share.")
+
+
+class ModelConfig(_Frozen):
+    """Tabular tower defaults (SPEC section 7) and the label horizon (section 6)."""
+
+    name: str = "alphatide-direction"
+    horizon_bars: int = Field(1, ge=1, le=288)
+    iterations: int = Field(500, ge=10, le=5000)
+    learning_rate: float = Field(0.08, gt=0, le=1)
+    depth: int = Field(6, ge=1, le=12)
+    l2_leaf_reg: float = Field(5.0, ge=0)
+    rsm: float = Field(0.85, gt=0, le=1)
+    test_fraction: float = Field(0.2, gt=0.05, lt=0.5)
+    max_train_rows: int = Field(
+        200_000, ge=1000, description="Most recent rows kept for training, per walk-forward fold."
+    )
+    seed: int = 42
+    # Walk-forward retraining (SPEC 8). Spans shrink with a logged note when the history is shorter.
+    train_months: int = Field(6, ge=1, le=60, description="Trailing training window, months of 30 days.")
+    test_days: float = Field(7.0, gt=0, le=90, description="Test window per fold (and the step), days.")
+    folds: int = Field(4, ge=1, le=52, description="Walk-forward folds (the most recent test windows).")
+    expanding: bool = Field(False, description="Expanding instead of sliding training windows.")
+    embargo_bars: int | None = Field(
+        None, ge=1, le=2016, description="Bars between train and test; None = the label horizon."
+    )
+    max_test_share: float = Field(
+        0.3, gt=0.05, lt=0.9, description="Most of a short history the test windows may take together."
+    )
+    min_train_days: float = Field(2.0, gt=0, le=365, description="Shortest training window of a fold.")
+    calibration_share: float = Field(
+        0.15, gt=0.02, lt=0.5, description="Latest share of each fold's training window held back for calibration."
+    )
+    optuna_trials: int = Field(4, ge=0, le=1000, description="Optuna trials; 0 uses the fixed defaults.")
+    optuna_timeout_s: float = Field(60.0, gt=0, le=86_400, description="Wall-clock cap of the search.")
+    optuna_cv_folds: int = Field(3, ge=2, le=10, description="Expanding time-series CV folds per trial.")
+    tune_max_rows: int = Field(60_000, ge=1000, description="Most recent rows the search trains on.")
+    shuffled_control: bool = Field(True, description="Also fit a shuffled-label control and log its AUC.")
+    sequence_tower: bool = Field(
+        True, description="Fit the sequence tower and fusion on the last fold (evaluated and logged, not served)."
+    )
+    sequence_max_windows: int = Field(
+        2000, ge=16, le=1_000_000, description="Training windows of the sequence tower (cost is linear in it)."
+    )
+    sequence_epochs: int = Field(1, ge=1, le=100, description="Passes of the sequence tower over its windows.")
+
+    @model_validator(mode="after")
+    def _embargo_covers_horizon(self) -> ModelConfig:
+        if self.embargo_bars is not None and self.embargo_bars < self.horizon_bars:
+            raise ValueError(
+                f"embargo_bars {self.embargo_bars} < horizon_bars {self.horizon_bars}: labels would leak"
+            )
+        return self
+
+    @property
+    def embargo(self) -> int:
+        """Embargo in bars: at least the label horizon (SPEC 6)."""
+        return self.embargo_bars if self.embargo_bars is not None else self.horizon_bars
+
+
+class BacktestConfig(_Frozen):
+    """The fee-aware bar-level backtest of the evaluation (sizing and exits come from TradingConfig)."""
+
+    fee_per_side: float = Field(0.001, ge=0, lt=0.05, description="Taker fee per side, fraction of notional.")
+    slippage_per_side: float = Field(0.0002, ge=0, lt=0.05, description="Adverse price move per fill.")
+    spread: float = Field(0.0005, ge=0, lt=0.05, description="Assumed (ask-bid)/mid when candles have no book.")
+    initial_equity: Decimal = Field(Decimal(10_000), gt=0, description="Quote currency.")
+    payoff_lookback_bars: int = Field(288, ge=10, description="Trailing bars for avg win/loss and volatility.")
+    baseline_seed: int = 7
+
+
+class DriftConfig(_Frozen):
+    """Feature drift check (SPEC 8): KS test of recent feature distributions against training."""
+
+    p_value: float = Field(0.01, gt=0, lt=1, description="A KS p-value below this flags a feature.")
+    recent_days: float = Field(1.0, gt=0, le=60, description="The recent window compared with training.")
+    max_rows: int = Field(50_000, ge=100, description="Rows sampled per side per feature.")
+
+
+class PromotionConfig(_Frozen):
+    """Promotion gate (SPEC section 8)."""
+
+    max_brier_worsening: float = Field(
+        0.0, ge=0, description="Challenger Brier may exceed champion's by this."
+    )
+    max_ece: float = Field(0.05, gt=0, le=1)
+    leakage_accuracy: float = Field(0.60, gt=0.5, le=1)
+    bootstrap_without_champion: bool = Field(
+        True,
+        description="With no champion yet, a challenger that passes validation and leakage checks serves.",
+    )
+
+
+class SignalConfig(_Frozen):
+    """How a probability becomes an action."""
+
+    buy_threshold: float = Field(0.55, gt=0.5, lt=1)
+    sell_threshold: float = Field(0.45, gt=0, lt=0.5)
+    max_feature_age_s: float | None = Field(
+        None, gt=0, description="Features older than this give `hold`; None trusts the newest stored bar."
+    )
+
+
+class StreamConfig(_Frozen):
+    """The real-time tier's market-data stream (serving.stream): where events come from and how fast.
+
+    ``source``: ``off`` (serve the nightly features only), ``ccxt`` (ccxt.pro WebSocket watchers on
+    ``Settings.venue``) or ``replay`` (a local WebSocket server replaying a recorded Binance capture, driven
+    through the same ccxt.pro client).
+    """
+
+    source: Literal["off", "ccxt", "replay"] = Field("off", description="Where live market events come from.")
+    replay_capture_dir: Path | None = Field(
+        None, description="Folder of Binance capture files (*.gz, laid out like shared/data/binance_ticks/spot)."
+    )
+    replay_speed: float = Field(
+        1.0, ge=0, le=10_000, description="Replay pace vs recorded time; 0 = as fast as the client reads."
+    )
+    symbols: tuple[str, ...] = Field((), description="Symbols to watch; empty = the stored universe.")
+    silence_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="No message for this long counts as a dead connection (SPEC 14: < 3 s)."
+    )
+    backoff_initial_s: float = Field(0.1, gt=0, le=10, description="First reconnect delay; doubles per failure.")
+    backoff_max_s: float = Field(0.8, gt=0, le=60, description="Reconnect delay ceiling.")
+    hot_interval_s: float = Field(60.0, gt=0, le=3600, description="Hot-score recomputation period (SPEC 3).")
+    hot_top_n: int = Field(8, ge=1, le=200, description="Symbols the tier works (SPEC 3: top 8).")
+    push_to_store: bool = Field(True, description="Push each closed bar's features to the Feast online store.")
+    signal_interval_s: float = Field(
+        1.0, gt=0, le=3600, description="Intra-bar signals per symbol at most this often (exchange time)."
+    )
+    # Hot score (SPEC 3): weights of the rank-normalized components and their windows (minutes).
+    hot_weight_momentum: float = Field(0.40, ge=0, le=1)
+    hot_weight_volume_surge: float = Field(0.25, ge=0, le=1)
+    hot_weight_volatility: float = Field(0.15, ge=0, le=1)
+    hot_weight_inverse_spread: float = Field(0.10, ge=0, le=1)
+    hot_weight_order_flow: float = Field(0.05, ge=0, le=1)
+    hot_weight_regime_match: float = Field(0.05, ge=0, le=1)
+    hot_momentum_min: int = Field(20, ge=1, le=1440, description="momentum_20m window.")
+    hot_volatility_min: int = Field(20, ge=2, le=1440, description="volatility_20m window.")
+    hot_surge_short_min: int = Field(5, ge=1, le=1440, description="volume_surge numerator window.")
+    hot_surge_long_min: int = Field(60, ge=2, le=1440, description="volume_surge denominator window.")
+    hot_order_flow_min: int = Field(10, ge=1, le=1440, description="order_flow_10m window.")
+    hot_trending_hurst: float = Field(
+        0.58, gt=0, lt=1, description="regime_match: Hurst above this is a trending market (SPEC 10 band top)."
+    )
+
+    @field_validator("replay_capture_dir")
+    @classmethod
+    def _absolute_dir(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @model_validator(mode="after")
+    def _replay_needs_capture(self) -> StreamConfig:
+        if self.source == "replay" and (self.replay_capture_dir is None or not self.replay_capture_dir.is_dir()):
+            raise ValueError(
+                "ALPHATIDE_STREAM__SOURCE=replay needs ALPHATIDE_STREAM__REPLAY_CAPTURE_DIR, an existing folder "
+                f"of Binance capture files (got {self.replay_capture_dir})"
+            )
+        if self.backoff_initial_s > self.backoff_max_s:
+            raise ValueError("stream.backoff_initial_s must not exceed stream.backoff_max_s")
+        if self.hot_surge_short_min >= self.hot_surge_long_min:
+            raise ValueError("stream.hot_surge_short_min must be below stream.hot_surge_long_min")
+        weights = (
+            self.hot_weight_momentum, self.hot_weight_volume_surge, self.hot_weight_volatility,
+            self.hot_weight_inverse_spread, self.hot_weight_order_flow, self.hot_weight_regime_match,
+        )
+        if abs(sum(weights) - 1.0) > 1e-9:
+            raise ValueError(f"the stream.hot_weight_* must sum to 1 (they sum to {sum(weights)})")
+        return self
+
+
+class ServingConfig(_Frozen):
+    """The request path: the in-process latest-features cache and the WebSocket fan-out."""
+
+    # Both checks cost milliseconds of interpreter time on a background thread (the GIL): rare enough not to
+    # show in /signal's p99, frequent enough to notice a nightly change or an outage within seconds.
+    cache_refresh_s: float = Field(
+        10.0, gt=0, le=3600, description="Cached store rows older than this are re-read in the background."
+    )
+    model_check_s: float = Field(30.0, gt=0, le=3600, description="How often the registry's champion alias is read.")
+    gil_switch_interval_s: float = Field(
+        0.001, gt=0, le=0.1, description="sys.setswitchinterval of the serving process: background threads "
+        "hand the interpreter back to the event loop at least this often (Python's default is 0.005)."
+    )
+    ws_queue_size: int = Field(256, ge=1, le=100_000, description="Messages queued per WebSocket client.")
+    ws_send_timeout_s: float = Field(2.0, gt=0, le=60, description="A send blocked longer drops the client.")
+    confidence_window: int = Field(500, ge=1, le=1_000_000, description="Signals in the rolling mean confidence.")
+
+
+class EngineConfig(_Frozen):
+    """The trading runtime (serving.engine): broker, persistence, timers. Paper mode is the default.
+
+    The trading rules themselves (SPEC 9-11 numbers) are `trading`; secrets have no defaults and are
+    required only in live mode.
+    """
+
+    enabled: bool = Field(True, description="Start the trading engine with the serving tier.")
+    mode: Literal["paper", "live"] = Field("paper", description="paper sends nothing to any venue.")
+    venue: str = Field("binance", pattern=r"^[a-z0-9_]+$", description="ccxt exchange id the engine trades on.")
+    api_url: str | None = Field(
+        None, pattern=r"^https?://", description="Override of the venue's REST base URL (a local fake in tests)."
+    )
+    venue_api_key: SecretStr | None = Field(None, description="Venue API key (live mode only).")
+    venue_api_secret: SecretStr | None = Field(None, description="Venue API secret (live mode only).")
+    dsn: SecretStr | None = Field(
+        None, description="postgresql://... for PostgreSQL persistence; unset = SQLite under home/trading/."
+    )
+    pause_file: Path | None = Field(None, description="Its presence stops new entries; default home/trading/PAUSE.")
+    reconcile_interval_s: float = Field(180.0, ge=5, le=3600, description="Positions/balances vs the venue.")
+    sweep_interval_s: float = Field(5.0, gt=0, le=600, description="Order updates, stale-order sweep, risk.")
+    tick_interval_s: float = Field(0.25, gt=0, le=10, description="Worker wake-up when no event arrives.")
+    api_error_window_s: float = Field(300.0, gt=0, le=86_400, description="Window of the API error rate.")
+    store_error_window_s: float = Field(900.0, gt=0, le=86_400, description="Window of the store error count.")
+    paper_starting_balance: Decimal = Field(Decimal(10_000), gt=0, description="Paper account, quote currency.")
+    expected_slippage: float = Field(0.0002, ge=0, lt=0.05, description="Round trip, fraction, for E.")
+    stats_min_trades: int = Field(20, ge=1, description="Closed trades before avg win/loss come from history.")
+    max_queue: int = Field(100_000, ge=100, description="Pending stream events; beyond it new ones are dropped.")
+    request_retries: int = Field(3, ge=0, le=10, description="Retries of a venue call on 429/418/network errors.")
+    backoff_s: float = Field(0.5, gt=0, le=60, description="First backoff after a venue error; doubles.")
+    alert_webhook_url: SecretStr | None = Field(
+        None, description="POST each alert as JSON here (e.g. a Telegram bot relay); it may embed a token."
+    )
+    correlation_sample_s: float = Field(60.0, gt=0, le=3600, description="Mid-price sampling for correlations.")
+    correlation_window: int = Field(120, ge=10, le=10_000, description="Samples kept per symbol.")
+    correlation_min_samples: int = Field(20, ge=3, description="Common returns needed before correlating.")
+    trading: TradingConfig = TradingConfig()
+
+    @model_validator(mode="after")
+    def _live_needs_keys(self) -> EngineConfig:
+        if self.mode == "live" and (self.venue_api_key is None or self.venue_api_secret is None):
+            raise ValueError(
+                "ALPHATIDE_ENGINE__MODE=live needs ALPHATIDE_ENGINE__VENUE_API_KEY and "
+                "ALPHATIDE_ENGINE__VENUE_API_SECRET"
+            )
+        return self
+
+
+class Settings(BaseSettings):
+    """Every setting of alphatide; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", frozen=True, extra="forbid", case_sensitive=False
+    )
+
+    source: SourceName = "auto"
+    replay_dir: Path | None = None
+    home: Path = PROJECT_ROOT
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    venue: str = "binance"
+    feature_service: str = "signal_v1"
+    feast_project: str = Field("alphatide", pattern=r"^[A-Za-z0-9_]+$", description="Feast project (namespace).")
+    online_store: Literal["sqlite", "redis"] = "sqlite"
+    redis_url: SecretStr | None = Field(
+        None, description="Redis for the online store, e.g. redis://:password@127.0.0.1:6379/0 (a secret)."
+    )
+    mlflow_uri: str | None = Field(
+        None, description="MLflow tracking/registry URI; default SQLite under home."
+    )
+    universe: UniverseConfig = UniverseConfig()
+    data: DataConfig = DataConfig()
+    validation: ValidationConfig = ValidationConfig()
+    model: ModelConfig = ModelConfig()
+    promotion: PromotionConfig = PromotionConfig()
+    backtest: BacktestConfig = BacktestConfig()
+    drift: DriftConfig = DriftConfig()
+    signal: SignalConfig = SignalConfig()
+    engine: EngineConfig = EngineConfig()
+    stream: StreamConfig = StreamConfig()
+    serving: ServingConfig = ServingConfig()
+    api_key: SecretStr | None = Field(
+        None, description="Key for POST /kill and /resume (X-API-Key); unset = those endpoints refuse (503)."
+    )
+
+    @field_validator("home", "replay_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> Settings:
+        if self.online_store == "redis" and self.redis_url is None:
+            raise ValueError("ALPHATIDE_ONLINE_STORE=redis needs ALPHATIDE_REDIS_URL (redis://host:port/db)")
+        return self
+
+    @model_validator(mode="after")
+    def _replay_needs_dir(self) -> Settings:
+        if self.source == "replay":
+            if self.replay_dir is None:
+                raise ValueError(
+                    "ALPHATIDE_SOURCE=replay needs ALPHATIDE_REPLAY_DIR (a folder of candle files)"
+                )
+            if not self.replay_dir.is_dir():
+                raise ValueError(f"ALPHATIDE_REPLAY_DIR={self.replay_dir} is not a folder")
+        return self
+
+    # Derived locations: one place decides the layout under `home`.
+    @property
+    def lake_dir(self) -> Path:
+        return self.home / "lake"
+
+    @property
+    def mlruns_dir(self) -> Path:
+        return self.home / "mlruns"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.mlflow_uri or f"sqlite:///{self.mlruns_dir / 'mlflow.db'}"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.home / "feast_data"
+
+    @property
+    def feature_repo_dir(self) -> Path:
+        return PROJECT_ROOT / "feature_repo"
+
+    @property
+    def dags_dir(self) -> Path:
+        return PROJECT_ROOT / "dags"
+
+
+def _unknown_variables(environ: dict[str, str]) -> list[str]:
+    known = {name.upper() for name in Settings.model_fields}
+    unknown = []
+    for key in environ:
+        upper = key.upper()
+        if not upper.startswith(ENV_PREFIX):
+            continue
+        top = upper[len(ENV_PREFIX) :].split("__", 1)[0]
+        if top not in known:
+            unknown.append(key)
+    return sorted(unknown)
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Build and validate the settings once.
+
+    `environ` defaults to `os.environ`; `overrides` win over the environment (used by tests and the CLI).
+    Raises `ConfigError` naming every bad or unknown variable.
+    """
+    env = dict(os.environ if environ is None else environ)
+    unknown = _unknown_variables(env)
+    if unknown:
+        raise ConfigError(f"unknown configuration variable(s): {', '.join(unknown)}")
+    saved = os.environ.copy()
+    try:
+        # pydantic-settings reads os.environ; swap it in so an explicit `environ` is what counts.
+        if environ is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'__'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc
+    finally:
+        if environ is not None:
+            os.environ.clear()
+            os.environ.update(saved)

@@ -1,0 +1,1 @@
+"""Domain types shared by pipelines and serving (no IO, no venue specifics)."""

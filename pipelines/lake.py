@@ -1,0 +1,422 @@
+"""The Parquet lake: market data partitioned by venue/kind/symbol/date, plus the dated tables of the chain.
+
+Layout under `<home>/lake` (all times UTC, microsecond precision, timezone-aware):
+    venue=<venue>/kind=candles_<tf>/symbol=<BASE-QUOTE>/date=<YYYY-MM-DD>/part.parquet   (candle schema)
+    venue=<venue>/kind=trades/symbol=.../date=.../part.parquet          (`TRADES_SCHEMA`, aggressor side)
+    venue=<venue>/kind=book_snapshots/symbol=.../date=.../part.parquet  (`BOOK_SNAPSHOT_SCHEMA`, long rows)
+    gaps/venue=<venue>/kind=<kind>/gaps.parquet   (holes left after re-fetching; scope venue_outage|symbol_gap)
+    markets/venue=<venue>/markets.parquet         (instrument metadata from `load_markets`, with fetched_at)
+    universe/date=<YYYY-MM-DD>/universe.parquet
+    features/timeframe=<tf>/features.parquet
+    quarantine/<batch_id>/{candles.parquet,report.json}
+    _state/<name>.json   (manifests handed from one stage to the next, watermarks)
+Writes go to a temporary file first and are renamed into place, so a crash never leaves half a file
+and re-writing a day replaces it whole (idempotent). `Lake.duckdb()` exposes all of it as views.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipelines.domain.candles import CANDLE_COLUMNS, TS_DTYPE, empty_candles, path_to_symbol, symbol_to_path
+from pipelines.marketdata.binance_capture import TRADES_SCHEMA
+
+BOOK_SNAPSHOT_SCHEMA: dict[str, pl.DataType] = {
+    "venue": pl.String(),
+    "symbol": pl.String(),
+    "ts": TS_DTYPE,  # venue book time, or the time we took the snapshot when the venue sends none
+    "update_id": pl.Int64(),  # venue sequence number (Binance lastUpdateId), null where there is none
+    "side": pl.Enum(["bid", "ask"]),
+    "level": pl.Int32(),  # 0 = best
+    "price": pl.Float64(),
+    "qty": pl.Float64(),
+}
+MARKETS_SCHEMA: dict[str, pl.DataType] = {
+    "venue": pl.String(),
+    "symbol": pl.String(),
+    "venue_symbol": pl.String(),
+    "base": pl.String(),
+    "quote": pl.String(),
+    "type": pl.String(),
+    "active": pl.Boolean(),
+    "tick_size": pl.Float64(),
+    "lot_size": pl.Float64(),
+    "min_qty": pl.Float64(),
+    "min_notional": pl.Float64(),
+    "maker_fee": pl.Float64(),
+    "taker_fee": pl.Float64(),
+    "fetched_at": TS_DTYPE,
+}
+GAP_SCOPES = ("venue_outage", "symbol_gap")
+GAPS_SCHEMA: dict[str, pl.DataType] = {
+    "venue": pl.String(),
+    "kind": pl.String(),
+    "symbol": pl.String(),
+    "start": TS_DTYPE,  # first missing bar
+    "end": TS_DTYPE,  # exclusive: the next bar the venue has
+    "missing_bars": pl.Int64(),
+    "scope": pl.Enum(list(GAP_SCOPES)),
+    "detected_at": TS_DTYPE,
+}
+MARKET_KINDS = ("trades", "book_snapshots")
+__all__ = ["BOOK_SNAPSHOT_SCHEMA", "GAPS_SCHEMA", "MARKETS_SCHEMA", "TRADES_SCHEMA", "Lake"]
+
+
+def _atomic_write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    frame.write_parquet(tmp, compression="zstd", statistics=True)
+    os.replace(tmp, path)
+
+
+def _atomic_write_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class Lake:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    # ---- candles -------------------------------------------------------------------------------
+    def _candle_dir(self, venue: str, timeframe: str) -> Path:
+        return self.root / f"venue={venue}" / f"kind=candles_{timeframe}"
+
+    def write_candles(self, frame: pl.DataFrame, venue: str, timeframe: str) -> int:
+        """Merge rows into their (symbol, day) partitions; returns the number of partitions written.
+
+        A bar already stored is replaced by the new one with the same `ts`, so writing the same rows
+        twice leaves identical files (idempotent) and an interrupted run can simply be re-run.
+        """
+        if frame.is_empty():
+            return 0
+        frame = frame.select(CANDLE_COLUMNS).with_columns(pl.col("ts").dt.date().alias("_date"))
+        written = 0
+        base = self._candle_dir(venue, timeframe)
+        for (symbol, day), part in frame.group_by("symbol", "_date", maintain_order=True):
+            target = base / f"symbol={symbol_to_path(str(symbol))}" / f"date={day}" / "part.parquet"
+            rows = part.drop("_date")
+            if target.exists():
+                # Merge with what is stored: an incremental run may bring only the end of a day.
+                rows = pl.concat([pl.read_parquet(target), rows])
+            _atomic_write_parquet(rows.unique(subset=["ts"], keep="last").sort("ts"), target)
+            written += 1
+        return written
+
+    def candle_symbols(self, venue: str, timeframe: str) -> list[str]:
+        base = self._candle_dir(venue, timeframe)
+        if not base.is_dir():
+            return []
+        return sorted(path_to_symbol(p.name.split("=", 1)[1]) for p in base.glob("symbol=*"))
+
+    def candle_files(
+        self,
+        venue: str,
+        timeframe: str,
+        symbols: Iterable[str] | None = None,
+        start: date | None = None,
+        end: date | None = None,
+    ) -> list[Path]:
+        """Partition files for the symbols and the days in [start, end] (inclusive, UTC dates)."""
+        base = self._candle_dir(venue, timeframe)
+        wanted = self.candle_symbols(venue, timeframe) if symbols is None else list(symbols)
+        files: list[Path] = []
+        for symbol in wanted:
+            for day_dir in sorted((base / f"symbol={symbol_to_path(symbol)}").glob("date=*")):
+                day = date.fromisoformat(day_dir.name.split("=", 1)[1])
+                if (start is None or day >= start) and (end is None or day <= end):
+                    files.append(day_dir / "part.parquet")
+        return files
+
+    def read_candles(
+        self,
+        venue: str,
+        timeframe: str,
+        symbols: Iterable[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pl.DataFrame:
+        """Candles with ts in [start, end), sorted by symbol and time."""
+        files = self.candle_files(
+            venue, timeframe, symbols, start.date() if start else None, end.date() if end else None
+        )
+        if not files:
+            return empty_candles()
+        scan = pl.scan_parquet(files, hive_partitioning=False)
+        if start is not None:
+            scan = scan.filter(pl.col("ts") >= start)
+        if end is not None:
+            scan = scan.filter(pl.col("ts") < end)
+        return scan.collect().sort("symbol", "ts")
+
+    # ---- trades and book snapshots ------------------------------------------------------------
+    def _kind_dir(self, venue: str, kind: str) -> Path:
+        return self.root / f"venue={venue}" / f"kind={kind}"
+
+    def _write_partitions(self, frame: pl.DataFrame, venue: str, kind: str, key: list[str], order: list[str]) -> int:
+        if frame.is_empty():
+            return 0
+        frame = frame.with_columns(pl.col("ts").dt.date().alias("_date"))
+        written = 0
+        for (symbol, day), part in frame.group_by("symbol", "_date", maintain_order=True):
+            target = (
+                self._kind_dir(venue, kind) / f"symbol={symbol_to_path(str(symbol))}" / f"date={day}" / "part.parquet"
+            )
+            rows = part.drop("_date")
+            if target.exists():
+                rows = pl.concat([pl.read_parquet(target), rows], how="vertical_relaxed")
+            _atomic_write_parquet(rows.unique(subset=key, keep="last").sort(order), target)
+            written += 1
+        return written
+
+    def _read_partitions(
+        self,
+        venue: str,
+        kind: str,
+        schema: dict[str, pl.DataType],
+        symbols: Iterable[str] | None,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> pl.DataFrame:
+        base = self._kind_dir(venue, kind)
+        wanted = (
+            sorted(path_to_symbol(p.name.split("=", 1)[1]) for p in base.glob("symbol=*"))
+            if symbols is None
+            else list(symbols)
+        )
+        files = []
+        for symbol in wanted:
+            for day_dir in sorted((base / f"symbol={symbol_to_path(symbol)}").glob("date=*")):
+                day = date.fromisoformat(day_dir.name.split("=", 1)[1])
+                if (start is None or day >= start.date()) and (end is None or day <= end.date()):
+                    files.append(day_dir / "part.parquet")
+        if not files:
+            return pl.DataFrame(schema=schema)
+        scan = pl.scan_parquet(files, hive_partitioning=False)
+        if start is not None:
+            scan = scan.filter(pl.col("ts") >= start)
+        if end is not None:
+            scan = scan.filter(pl.col("ts") < end)
+        return scan.collect()
+
+    def write_trades(self, frame: pl.DataFrame, venue: str) -> int:
+        """Merge trades (`TRADES_SCHEMA`) into their (symbol, day) partitions, deduplicated by trade id."""
+        frame = frame.select(pl.col(n).cast(t) for n, t in TRADES_SCHEMA.items())
+        return self._write_partitions(frame, venue, "trades", ["trade_id"], ["ts", "trade_id"])
+
+    def read_trades(
+        self,
+        venue: str,
+        symbols: Iterable[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pl.DataFrame:
+        return self._read_partitions(venue, "trades", TRADES_SCHEMA, symbols, start, end).sort(
+            "symbol", "ts", "trade_id"
+        )
+
+    def write_book_snapshots(self, frame: pl.DataFrame, venue: str) -> int:
+        """Merge book snapshots (`BOOK_SNAPSHOT_SCHEMA`); one snapshot is identified by its time."""
+        frame = frame.select(pl.col(n).cast(t) for n, t in BOOK_SNAPSHOT_SCHEMA.items())
+        return self._write_partitions(frame, venue, "book_snapshots", ["ts", "side", "level"], ["ts", "side", "level"])
+
+    def read_book_snapshots(
+        self,
+        venue: str,
+        symbols: Iterable[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pl.DataFrame:
+        return self._read_partitions(venue, "book_snapshots", BOOK_SNAPSHOT_SCHEMA, symbols, start, end).sort(
+            "symbol", "ts", "side", "level"
+        )
+
+    def book_top(
+        self,
+        venue: str,
+        symbols: Iterable[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pl.DataFrame:
+        """Best bid and ask of every stored snapshot in [start, end): symbol, ts, bid, ask, spread ((ask-bid)/mid)."""
+        book = self.read_book_snapshots(venue, symbols, start, end).filter(pl.col("level") == 0)
+        top = (
+            book.group_by("symbol", "ts")
+            .agg(
+                pl.col("price").filter(pl.col("side") == "bid").first().alias("bid"),
+                pl.col("price").filter(pl.col("side") == "ask").first().alias("ask"),
+            )
+            .drop_nulls(["bid", "ask"])
+        )
+        return top.with_columns(
+            ((pl.col("ask") - pl.col("bid")) / ((pl.col("ask") + pl.col("bid")) / 2)).alias("spread")
+        ).sort("symbol", "ts")
+
+    def daily_book_spreads(self, venue: str, symbols: Iterable[str] | None = None) -> pl.DataFrame:
+        """Average relative spread per (symbol, UTC day) from stored book snapshots: symbol, day, spread."""
+        return (
+            self.book_top(venue, symbols)
+            .group_by("symbol", pl.col("ts").dt.date().alias("day"))
+            .agg(pl.col("spread").mean())
+            .sort("symbol", "day")
+        )
+
+    def daily_trade_counts(
+        self, venue: str, symbols: Iterable[str] | None = None, min_span: timedelta = timedelta(hours=23)
+    ) -> pl.DataFrame:
+        """Trades per (symbol, UTC day) from stored trades: symbol, day, trade_count.
+
+        Only days whose stored trades span at least `min_span` count: a day backfilled for an hour would
+        otherwise look like a day with almost no trades.
+        """
+        return (
+            self.read_trades(venue, symbols)
+            .group_by("symbol", pl.col("ts").dt.date().alias("day"))
+            .agg(pl.len().cast(pl.Int64).alias("trade_count"), (pl.col("ts").max() - pl.col("ts").min()).alias("_span"))
+            .filter(pl.col("_span") >= min_span)
+            .drop("_span")
+            .sort("symbol", "day")
+        )
+
+    # ---- gaps and venue outages -----------------------------------------------------------------
+    def _gaps_path(self, venue: str, kind: str) -> Path:
+        return self.root / "gaps" / f"venue={venue}" / f"kind={kind}" / "gaps.parquet"
+
+    def record_gaps(self, frame: pl.DataFrame) -> int:
+        """Store holes (`GAPS_SCHEMA`) the venue itself has; a hole already recorded is replaced."""
+        if frame.is_empty():
+            return 0
+        frame = frame.select(pl.col(n).cast(t) for n, t in GAPS_SCHEMA.items())
+        for (venue, kind), part in frame.group_by("venue", "kind"):
+            path = self._gaps_path(str(venue), str(kind))
+            rows = pl.concat([pl.read_parquet(path), part]) if path.exists() else part
+            _atomic_write_parquet(rows.unique(subset=["symbol", "start"], keep="last").sort("start", "symbol"), path)
+        return len(frame)
+
+    def read_gaps(self, venue: str, kind: str, scope: str | None = None) -> pl.DataFrame:
+        path = self._gaps_path(venue, kind)
+        gaps = pl.read_parquet(path) if path.exists() else pl.DataFrame(schema=GAPS_SCHEMA)
+        return gaps.filter(pl.col("scope") == scope) if scope is not None else gaps
+
+    def venue_outages(self, venue: str, kind: str) -> pl.DataFrame:
+        """Recorded venue-wide outages (the same hole in every symbol): one row per symbol and hole."""
+        return self.read_gaps(venue, kind, "venue_outage")
+
+    # ---- market metadata ------------------------------------------------------------------------
+    def _markets_path(self, venue: str) -> Path:
+        return self.root / "markets" / f"venue={venue}" / "markets.parquet"
+
+    def write_markets(self, frame: pl.DataFrame, venue: str) -> Path:
+        path = self._markets_path(venue)
+        _atomic_write_parquet(frame.select(pl.col(n).cast(t) for n, t in MARKETS_SCHEMA.items()), path)
+        return path
+
+    def read_markets(self, venue: str) -> pl.DataFrame | None:
+        path = self._markets_path(venue)
+        return pl.read_parquet(path) if path.exists() else None
+
+    # ---- SQL ------------------------------------------------------------------------------------
+    def duckdb(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with views over the lake (all venues, `venue` column added):
+
+        `candles_<tf>` per stored timeframe, `trades`, `book_snapshots`, `gaps` (and `venue_outages`),
+        `markets`, `universe` (every stored date).
+        """
+        con = duckdb.connect()
+        kinds: dict[str, list[str]] = {}
+        for kind_dir in sorted(self.root.glob("venue=*/kind=*")):
+            venue = kind_dir.parent.name.split("=", 1)[1]
+            kind = kind_dir.name.split("=", 1)[1]
+            pattern = str(kind_dir / "symbol=*" / "date=*" / "part.parquet")
+            if not any(kind_dir.glob("symbol=*/date=*/part.parquet")):
+                continue
+            select = f"SELECT * FROM read_parquet('{pattern}', hive_partitioning=false)"
+            if kind.startswith("candles_"):
+                select = f"SELECT '{venue}' AS venue, * FROM read_parquet('{pattern}', hive_partitioning=false)"
+            kinds.setdefault(kind, []).append(select)
+        for kind, selects in kinds.items():
+            con.execute(f"CREATE OR REPLACE VIEW {kind} AS " + " UNION ALL ".join(selects))
+        tables = {
+            "gaps": "gaps/venue=*/kind=*/gaps.parquet",
+            "markets": "markets/venue=*/markets.parquet",
+            "universe": "universe/date=*/universe.parquet",
+        }
+        for view, pattern in tables.items():
+            if any(self.root.glob(pattern)):
+                con.execute(
+                    f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM "
+                    f"read_parquet('{self.root / pattern}', hive_partitioning=false, union_by_name=true)"
+                )
+        if any(self.root.glob(tables["gaps"])):
+            con.execute("CREATE OR REPLACE VIEW venue_outages AS SELECT * FROM gaps WHERE scope = 'venue_outage'")
+        return con
+
+    # ---- dated tables ---------------------------------------------------------------------------
+    def write_universe(self, frame: pl.DataFrame, as_of: date) -> Path:
+        """Store the universe of `as_of`. Writing the same table again changes nothing; a different one
+        (thresholds changed, data corrected) replaces it and the old one is kept under `history/`, named
+        by when it was replaced (UTC), so every version a day ever had can be read back."""
+        folder = self.root / "universe" / f"date={as_of.isoformat()}"
+        target = folder / "universe.parquet"
+        if target.exists():
+            if pl.read_parquet(target).equals(frame):
+                return target
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            (folder / "history").mkdir(parents=True, exist_ok=True)
+            os.replace(target, folder / "history" / f"replaced_{stamp}.parquet")
+        _atomic_write_parquet(frame, target)
+        return target
+
+    def universe_versions(self, as_of: date) -> list[Path]:
+        """Earlier versions of a date's universe, oldest first (the current one is not among them)."""
+        return sorted((self.root / "universe" / f"date={as_of.isoformat()}" / "history").glob("replaced_*.parquet"))
+
+    def universe_dates(self) -> list[date]:
+        return sorted(date.fromisoformat(p.name.split("=", 1)[1]) for p in (self.root / "universe").glob("date=*"))
+
+    def read_universe(self, as_of: date | None = None) -> pl.DataFrame | None:
+        """The universe of `as_of`, or of the newest stored date; None when none is stored."""
+        dates = self.universe_dates()
+        if not dates:
+            return None
+        day = as_of or dates[-1]
+        path = self.root / "universe" / f"date={day.isoformat()}" / "universe.parquet"
+        return pl.read_parquet(path) if path.exists() else None
+
+    def features_path(self, timeframe: str) -> Path:
+        return self.root / "features" / f"timeframe={timeframe}" / "features.parquet"
+
+    def write_features(self, frame: pl.DataFrame, timeframe: str) -> Path:
+        target = self.features_path(timeframe)
+        _atomic_write_parquet(frame, target)
+        return target
+
+    def read_features(self, timeframe: str) -> pl.DataFrame:
+        return pl.read_parquet(self.features_path(timeframe))
+
+    def quarantine(self, batch_id: str, frame: pl.DataFrame, report: dict[str, Any]) -> Path:
+        folder = self.root / "quarantine" / batch_id
+        _atomic_write_parquet(frame, folder / "candles.parquet")
+        _atomic_write_text(json.dumps(report, indent=2, default=str), folder / "report.json")
+        return folder
+
+    # ---- state handed between stages ------------------------------------------------------------
+    def write_state(self, name: str, payload: dict[str, Any]) -> None:
+        _atomic_write_text(
+            json.dumps(payload, indent=2, sort_keys=True, default=str), self.root / "_state" / f"{name}.json"
+        )
+
+    def read_state(self, name: str) -> dict[str, Any] | None:
+        path = self.root / "_state" / f"{name}.json"
+        return json.loads(path.read_text()) if path.exists() else None

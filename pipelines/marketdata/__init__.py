@@ -1,0 +1,1 @@
+"""Market data: recorded-capture parsers (Binance, Upbit) and the local order book."""

@@ -1,0 +1,263 @@
+"""The model registry behind a small interface; MLflow is the implementation.
+
+Models are registered under one name with aliases `champion` (in service) and `challenger` (the last
+candidate). The serving tier loads the native model (pyfunc checks the input schema on every call, too
+slow for the request path): `load_native` returns an object with `predict_proba(X (n, n_features)) ->
+(n, 2)`, either the calibrated model (`CalibratedClassifier`: CatBoost + calibrator, saved as files
+inside a pyfunc model so MLflow's UI and pyfunc users still work) or, for versions logged before
+calibration existed, the bare CatBoost model.
+
+One retrain is one parent run with a nested run per walk-forward fold; pictures go under `plots/`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from catboost import CatBoostClassifier
+
+from pipelines.errors import OperatorError
+from pipelines.modeling.calibration import CalibratedClassifier
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: str
+    run_id: str
+    feature_columns: tuple[str, ...]
+    horizon_bars: int
+
+
+class ServedModel(Protocol):
+    """What the serving tier calls: P(down), P(up) per row of `ModelRef.feature_columns` values."""
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
+
+
+class ModelRegistry(Protocol):
+    def champion(self) -> ModelRef | None: ...
+    def load_native(self, ref: ModelRef) -> Any: ...
+    def set_alias(self, version: str, alias: str) -> None: ...
+
+
+CALIBRATED_ARTIFACT = "calibrated"  # the CalibratedClassifier's files inside the pyfunc model
+
+
+def _pyfunc_wrapper() -> Any:
+    """A pyfunc face for the calibrated model (MLflow UI, `mlflow models serve`); not the hot path."""
+    import mlflow.pyfunc
+
+    class CalibratedPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
+        # No type hints on these two: MLflow would try to derive a (wrong) schema from them.
+        def load_context(self, context):  # type: ignore[no-untyped-def]
+            self.model = CalibratedClassifier.load(context.artifacts[CALIBRATED_ARTIFACT])
+
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            return self.model.predict_proba(np.asarray(model_input, dtype=np.float64))[:, 1]
+
+    return CalibratedPyfunc()
+
+
+@dataclass(frozen=True)
+class FoldRun:
+    """One nested run: a walk-forward fold's params, metrics and tags."""
+
+    name: str
+    params: Mapping[str, Any]
+    metrics: Mapping[str, float]
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class MlflowRegistry:
+    """MLflow tracking + registry in `<home>/mlruns` (SQLite) by default, or any tracking URI."""
+
+    def __init__(
+        self, tracking_uri: str, artifact_root: Path | None, model_name: str, experiment: str = "alphatide"
+    ):
+        import mlflow
+        from mlflow import MlflowClient
+
+        self._mlflow = mlflow
+        self.tracking_uri = tracking_uri
+        self.model_name = model_name
+        if artifact_root is not None:
+            artifact_root.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        existing = self.client.get_experiment_by_name(experiment)
+        if existing is None:
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=artifact_root.as_uri() if artifact_root else None
+            )
+        else:
+            self.experiment_id = existing.experiment_id
+
+    # ---- read ---------------------------------------------------------------------------------
+    def _ref(self, version: Any) -> ModelRef:
+        tags = version.tags or {}
+        return ModelRef(
+            name=self.model_name,
+            version=str(version.version),
+            run_id=version.run_id,
+            feature_columns=tuple(json.loads(tags.get("feature_columns", "[]"))),
+            horizon_bars=int(tags.get("horizon_bars", "1")),
+        )
+
+    def get(self, version: str) -> ModelRef:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._ref(self.client.get_model_version(self.model_name, str(version)))
+        except MlflowException as exc:
+            raise OperatorError(
+                f"model {self.model_name} version {version} not found in the registry"
+            ) from exc
+
+    def alias(self, alias: str) -> ModelRef | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._ref(self.client.get_model_version_by_alias(self.model_name, alias))
+        except MlflowException:
+            return None
+
+    def champion(self) -> ModelRef | None:
+        return self.alias(CHAMPION)
+
+    def versions(self) -> list[tuple[ModelRef, list[str]]]:
+        """Every registered version with its aliases, newest first."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client.search_model_versions(f"name='{self.model_name}'")
+            aliases = self.client.get_registered_model(self.model_name).aliases or {}
+        except MlflowException:
+            return []
+        by_version: dict[str, list[str]] = {}
+        for alias, version in aliases.items():
+            by_version.setdefault(str(version), []).append(alias)
+        return [
+            (self._ref(v), sorted(by_version.get(str(v.version), [])))
+            for v in sorted(found, key=lambda v: -int(v.version))
+        ]
+
+    def load_native(self, ref: ModelRef) -> Any:
+        """The registered model itself (no pyfunc): a `CalibratedClassifier` or a bare CatBoost model.
+
+        Both answer `predict_proba(np.ndarray (n, len(ref.feature_columns))) -> (n, 2)`.
+        """
+        import mlflow.artifacts
+        import mlflow.catboost
+        import yaml
+
+        uri = f"models:/{ref.name}/{ref.version}"
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+            flavors = yaml.safe_load((local / "MLmodel").read_text()).get("flavors", {})
+            calibrated = local / "artifacts" / CALIBRATED_ARTIFACT
+            if "catboost" not in flavors and calibrated.is_dir():
+                return CalibratedClassifier.load(calibrated)
+        return mlflow.catboost.load_model(uri)
+
+    # ---- write --------------------------------------------------------------------------------
+    def set_alias(self, version: str, alias: str) -> None:
+        self.client.set_registered_model_alias(self.model_name, alias, str(version))
+
+    def log_candidate(
+        self,
+        model: CatBoostClassifier | CalibratedClassifier,
+        *,
+        feature_columns: tuple[str, ...],
+        horizon_bars: int,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        tags: dict[str, str],
+        input_example: Any,
+        folds: Sequence[FoldRun] = (),
+        figures: Mapping[str, Any] | None = None,
+        texts: Mapping[str, str] | None = None,
+    ) -> tuple[str, ModelRef]:
+        """Log one retrain as a parent run (a nested run per fold) and register its model.
+
+        `figures` maps an artifact path (`plots/reliability.png`) to a matplotlib Figure; `texts` maps
+        an artifact path to text (JSON reports). Returns (parent run_id, the new version, alias
+        `challenger`).
+        """
+        import mlflow.catboost
+        import mlflow.pyfunc
+        from mlflow.models import infer_signature
+
+        example = np.asarray(input_example, dtype=np.float64)
+        with self._mlflow.start_run(experiment_id=self.experiment_id) as run:
+            self._mlflow.log_params(_flat_params(params))
+            self._mlflow.log_metrics(metrics)
+            self._mlflow.set_tags(tags)
+            for fold in folds:
+                with self._mlflow.start_run(
+                    experiment_id=self.experiment_id, run_name=fold.name, nested=True
+                ):
+                    self._mlflow.log_params(_flat_params(dict(fold.params)))
+                    self._mlflow.log_metrics(dict(fold.metrics))
+                    self._mlflow.set_tags({**tags, **fold.tags, "fold": fold.name})
+            for path, figure in (figures or {}).items():
+                self._mlflow.log_figure(figure, path)
+            for path, text in (texts or {}).items():
+                self._mlflow.log_text(text, path)
+            signature = infer_signature(input_example, model.predict_proba(example)[:, 1])
+            if isinstance(model, CalibratedClassifier):
+                with tempfile.TemporaryDirectory() as tmp:
+                    saved = model.save(Path(tmp) / CALIBRATED_ARTIFACT)
+                    info = mlflow.pyfunc.log_model(
+                        name="model",
+                        python_model=_pyfunc_wrapper(),
+                        artifacts={CALIBRATED_ARTIFACT: str(saved)},
+                        signature=signature,
+                        registered_model_name=self.model_name,
+                        # Listed, not inferred: inference loads the model in a subprocess (seconds).
+                        pip_requirements=["catboost==1.2.10", "numpy", "scipy", "scikit-learn"],
+                    )
+            else:
+                info = mlflow.catboost.log_model(
+                    model, name="model", signature=signature, registered_model_name=self.model_name
+                )
+        version = str(info.registered_model_version)
+        self.client.set_model_version_tag(
+            self.model_name, version, "feature_columns", json.dumps(feature_columns)
+        )
+        self.client.set_model_version_tag(self.model_name, version, "horizon_bars", str(horizon_bars))
+        self.set_alias(version, CHALLENGER)
+        return run.info.run_id, self.get(version)
+
+    def run_artifacts(self, run_id: str) -> list[str]:
+        """Artifact paths of a run, recursively (for checks and the CLI)."""
+        found: list[str] = []
+        pending = [""]
+        while pending:
+            folder = pending.pop()
+            for item in self.client.list_artifacts(run_id, folder or None):
+                (pending if item.is_dir else found).append(item.path)
+        return sorted(found)
+
+    def record_decision(self, run_id: str, version: str, promoted: bool, summary: str) -> None:
+        self.client.set_tag(run_id, "promotion.decision", "promoted" if promoted else "rejected")
+        self.client.set_tag(run_id, "promotion.reason", summary[:5000])
+        self.client.set_model_version_tag(self.model_name, version, "promotion", summary[:5000])
+
+
+def _flat_params(params: dict[str, Any]) -> dict[str, Any]:
+    """MLflow params are strings of at most 6000 characters: long values are cut, not refused."""
+    return {key: (str(value)[:6000]) for key, value in params.items()}

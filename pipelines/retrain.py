@@ -1,0 +1,264 @@
+"""The retrain stage behind `nightly.run_training`: walk-forward retrain, champion comparison on the same
+out-of-sample period, the promotion decision, and everything logged to MLflow (one parent run, a nested
+run per fold, pictures, lineage tags, the decision's reasons).
+
+What is served: the last fold's calibrated CatBoost model (`CalibratedClassifier`), i.e. exactly the model
+whose figures decide the promotion. `ModelRef.feature_columns` are its input columns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from pipelines.config import ModelConfig, Settings
+from pipelines.drift import DriftReport, feature_drift
+from pipelines.errors import OperatorError
+from pipelines.promotion import ModelScore, PromotionDecision, promote_if_better
+from pipelines.registry import CHAMPION, FoldRun, MlflowRegistry, ModelRef
+from pipelines.training import RetrainResult, build_training_set, retrain_walk_forward, score_for_promotion
+
+log = logging.getLogger(__name__)
+
+
+def with_model_overrides(settings: Settings, **overrides: Any) -> Settings:
+    """Settings with some `model` fields replaced (None = keep), validated like the environment is.
+
+    Used for the parameters of a manually triggered retrain (Airflow UI: horizon, training window,
+    Optuna trials). Raises OperatorError naming a bad value.
+    """
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if not given:
+        return settings
+    try:
+        model = ModelConfig.model_validate(settings.model.model_dump() | given)
+    except ValueError as exc:
+        raise OperatorError(f"invalid retrain parameters {given}: {exc}") from exc
+    return settings.model_copy(update={"model": model})
+
+
+def _majors(settings: Settings) -> frozenset[str]:
+    return frozenset(settings.universe.majors)
+
+
+def _champion_score(
+    registry: MlflowRegistry, result: RetrainResult, settings: Settings, timeframe: str
+) -> tuple[ModelRef | None, ModelScore | None, dict[str, float]]:
+    champion = registry.champion()
+    if champion is None:
+        return None, None, {}
+    if not set(champion.feature_columns) <= set(result.last_test.columns):
+        log.warning("champion %s needs features this batch lacks: it cannot be scored", champion.version)
+        return champion, None, {}
+    model = registry.load_native(champion)
+    score, report, backtest = score_for_promotion(
+        model,
+        result.last_test,
+        champion.feature_columns,
+        f"direction_{settings.model.horizon_bars}",
+        majors=_majors(settings),
+        timeframe=timeframe,
+        backtest=settings.backtest,
+        trading=settings.engine.trading,
+    )
+    metrics = {
+        "champion_brier": score.brier,
+        "champion_ece": score.ece,
+        "champion_accuracy": score.accuracy,
+        "champion_sharpe": score.sharpe,
+        "champion_auc": report.overall.auc,
+        "champion_trades": float(backtest.trades),
+    }
+    return champion, score, metrics
+
+
+def _figures(result: RetrainResult, label: str) -> dict[str, Any]:
+    from pipelines import plots
+
+    y = result.oos[label].to_numpy()
+    return {
+        "plots/reliability.png": plots.reliability_diagram(
+            y, {"raw": result.oos["p_raw"].to_numpy(), "calibrated": result.oos["p_up"].to_numpy()}
+        ),
+        "plots/equity_vs_baseline.png": plots.equity_curves(
+            result.backtest.equity_times,
+            {"model": result.backtest.equity, "random baseline": result.baseline.equity},
+        ),
+        "plots/feature_importance.png": plots.feature_importance(result.feature_importance),
+    }
+
+
+def _report_json(result: RetrainResult, decision: PromotionDecision, drift: dict[str, Any] | None) -> str:
+    return json.dumps(
+        {
+            "params": result.params,
+            "tuning": {k: v for k, v in result.tuning.items() if k != "table"},
+            "notes": list(result.notes),
+            "folds": [
+                {
+                    "window": {k: str(v) for k, v in asdict(f.window).items()},
+                    "calibration": f.calibration_method,
+                    "metrics": f.metrics(),
+                    "exits": f.backtest.exits,
+                }
+                for f in result.folds
+            ],
+            "overall": result.metrics(),
+            "sessions": {k: asdict(v) for k, v in result.overall.by_session.items()},
+            "vol_regimes": {k: asdict(v) for k, v in result.overall.by_vol_regime.items()},
+            "fusion_weights": result.extra.get("fusion_weights"),
+            "decision": {"promote": decision.promote, "reasons": list(decision.reasons)},
+            "drift": drift,
+            "served_model": "calibrated tabular CatBoost of the last fold (CalibratedClassifier)",
+        },
+        indent=2,
+        default=str,
+    )
+
+
+def retrain_and_promote(
+    settings: Settings,
+    *,
+    candles: pl.DataFrame,
+    features: pl.DataFrame,
+    feature_columns: tuple[str, ...],
+    timeframe: str,
+    lineage: dict[str, str],
+    validation_passed: bool = True,
+    drift: dict[str, Any] | None = None,
+    registry: MlflowRegistry | None = None,
+    thread_count: int = -1,
+) -> dict[str, Any]:
+    """Retrain walk-forward, compare with the champion on the last fold's test period, log, promote.
+
+    `lineage` holds `feature_service`, `universe_date`, `data_snapshot` (and anything else to tag).
+    Returns a JSON-able summary (the task's XCom).
+    """
+    model_cfg = settings.model
+    dataset = build_training_set(candles, features, feature_columns, model_cfg.horizon_bars)
+    try:
+        result = retrain_walk_forward(
+            dataset,
+            feature_columns,
+            model_cfg,
+            timeframe,
+            majors=_majors(settings),
+            backtest=settings.backtest,
+            trading=settings.engine.trading,
+            thread_count=thread_count,
+        )
+    except ValueError as exc:
+        raise OperatorError(f"walk-forward retrain impossible on this batch: {exc}") from exc
+
+    registry = registry or MlflowRegistry(
+        settings.mlflow_tracking_uri, settings.mlruns_dir / "artifacts", model_cfg.name
+    )
+    champion_ref, champion_score, champion_metrics = _champion_score(registry, result, settings, timeframe)
+    decision = promote_if_better(
+        result.score, champion_score, validation_passed=validation_passed, config=settings.promotion
+    )
+    metrics = result.metrics() | champion_metrics
+    if drift is not None:
+        metrics["drift_features"] = float(len(drift.get("drifted", [])))
+    last = result.folds[-1].window
+    tags = {
+        **lineage,
+        "timeframe": timeframe,
+        "test_period": f"{last.test_start.isoformat()}/{last.test_end.isoformat()}",
+        "champion_before": champion_ref.version if champion_ref else "none",
+        "served_model": "calibrated tabular (CalibratedClassifier: CatBoost + "
+        f"{result.folds[-1].calibration_method})",
+        "walk_forward_notes": " | ".join(result.notes)[:5000] or "none",
+        "leakage_flag": str(result.score.accuracy > settings.promotion.leakage_accuracy).lower(),
+    }
+    folds = [
+        FoldRun(
+            name=f"fold-{f.window.index}",
+            params={
+                "train_start": f.window.train_start.isoformat(),
+                "train_end": f.window.train_end.isoformat(),
+                "test_start": f.window.test_start.isoformat(),
+                "test_end": f.window.test_end.isoformat(),
+                "calibration": f.calibration_method,
+            },
+            metrics=f.metrics(),
+        )
+        for f in result.folds
+    ]
+    figures = _figures(result, f"direction_{model_cfg.horizon_bars}")
+    texts = {"report/retrain.json": _report_json(result, decision, drift)}
+    if "table" in result.tuning:
+        texts["report/optuna_trials.csv"] = result.tuning["table"].write_csv()
+    if drift is not None:
+        texts["report/drift.json"] = json.dumps(drift, indent=2)
+    params = model_cfg.model_dump() | {
+        f"tuned_{k}": v for k, v in result.params.items()
+    } | {"timeframe": timeframe, "optuna_trials_run": result.tuning.get("trials", 0)}
+    try:
+        run_id, ref = registry.log_candidate(
+            result.model,
+            feature_columns=feature_columns,
+            horizon_bars=model_cfg.horizon_bars,
+            params=params,
+            metrics=metrics,
+            tags=tags,
+            input_example=result.last_test.select(feature_columns).head(5).to_pandas(),
+            folds=folds,
+            figures=figures,
+            texts=texts,
+        )
+    finally:
+        from pipelines import plots
+
+        plots.close(figures)
+    if decision.promote:
+        registry.set_alias(ref.version, CHAMPION)
+    registry.record_decision(run_id, ref.version, decision.promote, decision.summary)
+    log.info("model version %s: %s", ref.version, decision.summary)
+    current = registry.champion()
+    return {
+        "run_id": run_id,
+        "version": ref.version,
+        "promoted": decision.promote,
+        "reasons": list(decision.reasons),
+        "champion": current.version if current else None,
+        "folds": len(result.folds),
+        "notes": list(result.notes),
+        "oos_auc": result.overall.overall.auc,
+        "oos_brier": result.overall.overall.brier,
+        "oos_log_loss": result.overall.overall.log_loss,
+        "oos_accuracy": result.overall.overall.accuracy,
+        "oos_ece": result.overall.overall.ece,
+        "oos_raw_ece": result.overall_raw.overall.ece,
+        "shuffled_auc": result.shuffled_auc,
+        "sharpe": result.backtest.sharpe,
+        "baseline_sharpe": result.baseline.sharpe,
+        "promotion_sharpe": result.score.sharpe,
+        "trades": result.backtest.trades,
+        "params": result.params,
+        "tuning_seconds": float(result.tuning.get("seconds", 0.0)),
+        "retrain_seconds": float(result.extra.get("seconds", 0.0)),
+        **{k: float(v) for k, v in result.extra.items() if k.startswith(("fused_", "sequence_"))},
+        **champion_metrics,
+    }
+
+
+def drift_check(features: pl.DataFrame, feature_columns: tuple[str, ...], settings: Settings) -> DriftReport:
+    """KS drift of the last `recent_days` of features against everything before them in the batch."""
+    newest: datetime | None = features["ts"].max()  # type: ignore[assignment]
+    if newest is None:
+        raise OperatorError("no feature rows to check for drift")
+    cut = newest - timedelta(days=settings.drift.recent_days)
+    return feature_drift(
+        features.filter(pl.col("ts") <= cut),
+        features.filter(pl.col("ts") > cut),
+        feature_columns,
+        p_value=settings.drift.p_value,
+        max_rows=settings.drift.max_rows,
+        seed=settings.model.seed,
+    )

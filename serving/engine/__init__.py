@@ -1,0 +1,159 @@
+"""The trading runtime: the directional strategy of SPEC 9-11 on a paper (default) or live broker.
+
+Interface for the serving tier (the stream, the scorer, the app)
+================================================================
+
+Build and run (one engine per process)::
+
+    from serving.engine import build_engine
+    engine = build_engine(settings)      # paper unless ALPHATIDE_ENGINE__MODE=live; nothing is sent yet
+    engine.start()                       # recover from the store, clean start, reconcile, worker thread
+    ...
+    engine.shutdown()                    # stop entries, cancel resting orders, persist, stop the worker
+
+In the FastAPI app, `trading_lifespan(app, settings)` does exactly that around `yield` and publishes the
+engine as `app.state.trading_engine` (the router of `serving.api_trading` reads it from there); with
+`ALPHATIDE_ENGINE__ENABLED=false` it yields `None` and the trading endpoints answer 503.
+
+Feed it (thread-safe, never blocks: events are queued for the engine's worker thread)::
+
+    engine.submit(SignalEvent(symbol="BTC/USDT", p_up=0.61, ts=now_utc, vpin=..., hurst=..., spread=...,
+                              spread_norm=..., volume=..., volume_norm=..., volatility=...,
+                              expected_return=..., kyle_lambda=..., kyle_lambda_threshold=...))
+    engine.submit(BookEvent(symbol, bid, ask, bid_size, ask_size, ts))      # Decimal prices and sizes
+    engine.submit(TradeEvent(symbol, price, size, ts, aggressor=Side.BUY))  # public prints
+    engine.submit(HealthEvent(calibration_error=..., drift_p_value=..., inference_p99_ms=...,
+                              memory_bytes=..., live_pnl=..., simulated_pnl=...))
+
+`submit` returns False when the queue is full (the event is dropped and counted in `status()`).
+Replays and tests may call `engine.handle(event)` and `engine.tick(now)` synchronously instead of
+`start()`; when the events carry historical timestamps pass `clock=ReplayClock(first_ts)` to
+`build_engine`: the engine then runs on the events' time (TTLs, pauses, book ages).
+
+Read it: `engine.status()` (kill switches, equity, phase, recent decisions), `engine.position_snapshots()`,
+`engine.store.load_orders(limit=...)`, `engine.store.alerts()`. Control it: `engine.kill(reason)`,
+`engine.resume()`. Actions for the serving tier (retrain, degrade to the tabular tower, shed caches):
+`engine.action_listeners.append(callback(action, reason))`.
+
+Modules: `events` (inputs), `runtime` (`TradingEngine`), `broker` (`Broker` protocol, `PaperBroker`),
+`live_broker` (`LiveBroker` through ccxt, `CcxtMarkets`), `store` (`TradingStore`: SQLite/PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pipelines.config import Settings
+from pipelines.trading.config import system_clock
+from serving.engine.broker import Broker, BrokerError, PaperBroker, VenueOrderView
+from serving.engine.events import BookEvent, EngineEvent, HealthEvent, ReplayClock, SignalEvent, TradeEvent
+from serving.engine.live_broker import CcxtMarkets, LiveBroker
+from serving.engine.runtime import EngineStatus, PositionSnapshot, TradingEngine
+from serving.engine.store import StoreError, TradingStore
+
+__all__ = [
+    "BookEvent",
+    "Broker",
+    "BrokerError",
+    "EngineEvent",
+    "EngineStatus",
+    "HealthEvent",
+    "LiveBroker",
+    "PaperBroker",
+    "PositionSnapshot",
+    "ReplayClock",
+    "SignalEvent",
+    "StoreError",
+    "TradeEvent",
+    "TradingEngine",
+    "TradingStore",
+    "VenueOrderView",
+    "build_engine",
+    "engine_home",
+    "trading_lifespan",
+]
+
+
+def engine_home(settings: Settings) -> Path:
+    """Where the engine keeps its SQLite file and default pause file: `<home>/trading`."""
+    return settings.home / "trading"
+
+
+def open_store(settings: Settings) -> TradingStore:
+    """PostgreSQL when `ALPHATIDE_ENGINE__DSN` is set, else SQLite at `<home>/trading/engine.db`."""
+    dsn = settings.engine.dsn
+    if dsn is not None:
+        return TradingStore(dsn.get_secret_value())
+    return TradingStore.sqlite_file(engine_home(settings) / "engine.db")
+
+
+def build_broker(settings: Settings, clock: Callable[[], datetime] = system_clock) -> Broker:
+    """Paper (default) or live broker as configured; live needs the venue keys (validated by settings)."""
+    cfg = settings.engine
+    if cfg.mode == "live":
+        if cfg.venue_api_key is None or cfg.venue_api_secret is None:
+            raise ValueError("live mode needs ALPHATIDE_ENGINE__VENUE_API_KEY and ..._VENUE_API_SECRET")
+        return LiveBroker(
+            cfg.venue,
+            cfg.venue_api_key,
+            cfg.venue_api_secret,
+            order_cfg=cfg.trading.orders,
+            api_url=cfg.api_url,
+            retries=cfg.request_retries,
+            backoff_s=cfg.backoff_s,
+            error_window_s=cfg.api_error_window_s,
+            clock=clock,
+        )
+    return PaperBroker(
+        CcxtMarkets(cfg.venue, cfg.api_url),
+        cfg.trading.paper,
+        settings.universe.quote,
+        cfg.paper_starting_balance,
+    )
+
+
+def build_engine(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = system_clock,
+    broker: Broker | None = None,
+    store: TradingStore | None = None,
+) -> TradingEngine:
+    """The engine as configured (nothing is sent to any venue until `start()`)."""
+    cfg = settings.engine
+    return TradingEngine(
+        cfg,
+        broker if broker is not None else build_broker(settings, clock),
+        store if store is not None else open_store(settings),
+        quote=settings.universe.quote,
+        majors=settings.universe.majors,
+        pause_file=cfg.pause_file or engine_home(settings) / "PAUSE",
+        clock=clock,
+    )
+
+
+@asynccontextmanager
+async def trading_lifespan(
+    app: Any, settings: Settings, *, clock: Callable[[], datetime] = system_clock
+) -> AsyncIterator[None]:
+    """Run the engine for the app's lifetime; `app.state.trading_engine` is the engine (or None if disabled).
+
+    Composable: another lifespan can `async with trading_lifespan(app, settings):` around its own work.
+    A replay of recorded events with their original timestamps passes `clock=ReplayClock(first_ts)`.
+    """
+    if not settings.engine.enabled:
+        app.state.trading_engine = None
+        yield
+        return
+    engine = build_engine(settings, clock=clock)
+    engine.start()
+    app.state.trading_engine = engine
+    try:
+        yield
+    finally:
+        app.state.trading_engine = None
+        engine.shutdown()

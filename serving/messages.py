@@ -1,0 +1,84 @@
+"""Wire schemas of the serving tier: the `/signal` body and the `/ws/signals` messages.
+
+`/ws/signals` sends JSON text frames, one message per frame; the `type` field says which schema the frame
+follows (one schema per type, `WsMessage` is their union, published in the OpenAPI document through
+`GET /ws/signals/schema`):
+
+- ``hello``: first frame after connecting (server time, the message types it will send).
+- ``signal``: a scored signal (`SignalMessage`), on every bar close and at most every
+  `stream.signal_interval_s` of exchange time per symbol in between.
+- ``hot``: the hot-score ranking (`HotMessage`) each time it is recomputed (every minute).
+- ``status``: a market-data source connected or lost its connection (`StatusMessage`).
+
+A client that does not keep up (its queue of `serving.ws_queue_size` messages fills, or one send blocks
+longer than `serving.ws_send_timeout_s`) is disconnected with close code 1008; it is never waited for.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from serving.stream.hot import HotRanking
+
+Action = Literal["buy", "sell", "hold"]
+
+
+class Signal(BaseModel):
+    """`GET /signal`: the champion's view of one symbol on its newest features."""
+
+    symbol: str
+    p_up: float = Field(description="P(close[t+h] >= close[t]) from the champion model")
+    action: Action
+    model_name: str
+    model_version: str
+    feature_time: datetime | None = Field(description="Bar close (UTC) of the features scored")
+    served_at: datetime
+    reason: str
+
+
+class Unavailable(BaseModel):
+    """503 body: the tier cannot give a tradeable answer now; `action` is always hold and `reason` says why."""
+
+    detail: str
+    action: Literal["hold"] = "hold"
+    reason: str
+
+
+class HelloMessage(BaseModel):
+    type: Literal["hello"] = "hello"
+    server_time: datetime
+    message_types: list[str]
+
+
+class SignalMessage(BaseModel):
+    type: Literal["signal"] = "signal"
+    symbol: str
+    p_up: float
+    action: Action
+    reason: str
+    model_version: str
+    trigger: Literal["bar_close", "intrabar"]
+    feature_time: datetime = Field(description="Exchange time (UTC) the features describe")
+    published_at: datetime
+
+
+class HotMessage(BaseModel):
+    type: Literal["hot"] = "hot"
+    ranking: HotRanking
+
+
+class StatusMessage(BaseModel):
+    type: Literal["status"] = "status"
+    source: str = Field(description="e.g. binance:trades, binance:book")
+    connected: bool
+    detail: str
+    at: datetime
+
+
+WsMessage = Annotated[
+    HelloMessage | SignalMessage | HotMessage | StatusMessage, Field(discriminator="type")
+]
+MESSAGE_TYPES = ["hello", "signal", "hot", "status"]

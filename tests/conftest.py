@@ -1,0 +1,33 @@
+"""Shared fixtures: where the recorded market data lives, and a temporary alphatide home."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+
+from bench.common import shared_data_dir
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# Property tests: no per-example deadline (the 2-core machines are shared, timings are noisy) and, in CI,
+# the same examples every run (a red CI must be reproducible; locally they keep exploring).
+hypothesis_settings.register_profile(
+    "alphatide",
+    deadline=None,
+    derandomize=bool(os.environ.get("CI")),
+    suppress_health_check=[HealthCheck.too_slow],
+)
+hypothesis_settings.load_profile("alphatide")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The recorded data folder; tests using it skip (with the reason) on a machine without it."""
+    path = shared_data_dir()
+    if not (path / "binance_spot_candles").is_dir():
+        pytest.skip(f"recorded market data not found at {path} (set SHARED_DATA_DIR); realdata test")
+    return path
