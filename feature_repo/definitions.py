@@ -13,8 +13,8 @@ from datetime import timedelta
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.types import Float64
 
-BAR_VIEW = "bar_features"  # from candles: TA, regime, window-market features
-FLOW_VIEW = "flow_features"  # from trades, order books and liquidations (null in a candle-only backfill)
+from pipelines.online_store import BAR_VIEW, FLOW_VIEW  # the view names the serving tier reads directly
+
 PUSH_SOURCES = {BAR_VIEW: "bar_features_push", FLOW_VIEW: "flow_features_push"}
 SIGNAL_SERVICE = "signal_v1"
 

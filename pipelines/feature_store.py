@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from string import Template
@@ -17,14 +16,7 @@ import yaml
 
 from pipelines.config import Settings
 from pipelines.errors import ConfigError
-from pipelines.features.spec import CANDLE_FEATURES
-
-
-@dataclass(frozen=True)
-class OnlineFeatures:
-    symbol: str
-    values: dict[str, float | None]
-    event_time: datetime | None  # bar close (UTC) of the newest stored values
+from pipelines.online_store import OnlineFeatures, feature_views
 
 
 class FeatureReader(Protocol):
@@ -89,9 +81,7 @@ class FeastStore:
 
     def views(self, feature_columns: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
         """Feature columns grouped by feature view: candle-based ones vs book/flow ones."""
-        bar = tuple(c for c in feature_columns if c in CANDLE_FEATURES)
-        flow = tuple(c for c in feature_columns if c not in CANDLE_FEATURES)
-        return {self._defs.BAR_VIEW: bar, self._defs.FLOW_VIEW: flow}
+        return feature_views(feature_columns)
 
     def apply(self, features_path: Path, feature_columns: tuple[str, ...]) -> None:
         self._views = self.views(feature_columns)

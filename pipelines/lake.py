@@ -22,13 +22,15 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import polars as pl
 
 from pipelines.domain.candles import CANDLE_COLUMNS, TS_DTYPE, empty_candles, path_to_symbol, symbol_to_path
 from pipelines.marketdata.binance_capture import TRADES_SCHEMA
+
+if TYPE_CHECKING:  # duckdb (about 25 MB) is imported only by the code that queries the lake with SQL
+    import duckdb
 
 BOOK_SNAPSHOT_SCHEMA: dict[str, pl.DataType] = {
     "venue": pl.String(),
@@ -333,6 +335,8 @@ class Lake:
         `candles_<tf>` per stored timeframe, `trades`, `book_snapshots`, `gaps` (and `venue_outages`),
         `markets`, `universe` (every stored date).
         """
+        import duckdb
+
         con = duckdb.connect()
         kinds: dict[str, list[str]] = {}
         for kind_dir in sorted(self.root.glob("venue=*/kind=*")):

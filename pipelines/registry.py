@@ -12,6 +12,7 @@ One retrain is one parent run with a nested run per walk-forward fold; pictures 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
@@ -19,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import numpy as np
 from catboost import CatBoostClassifier
@@ -47,9 +50,14 @@ class ServedModel(Protocol):
     def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
 
 
-class ModelRegistry(Protocol):
+class ChampionSource(Protocol):
+    """The read side the serving tier needs."""
+
     def champion(self) -> ModelRef | None: ...
     def load_native(self, ref: ModelRef) -> Any: ...
+
+
+class ModelRegistry(ChampionSource, Protocol):
     def set_alias(self, version: str, alias: str) -> None: ...
 
 
@@ -261,3 +269,101 @@ class MlflowRegistry:
 def _flat_params(params: dict[str, Any]) -> dict[str, Any]:
     """MLflow params are strings of at most 6000 characters: long values are cut, not refused."""
     return {key: (str(value)[:6000]) for key, value in params.items()}
+
+
+class SqliteRegistryReader:
+    """The registry's read side for the serving tier, straight from MLflow's SQLite tracking database and
+    its local artifact folder, without importing MLflow.
+
+    Why: the MLflow SDK with its SQLAlchemy store costs the serving process about 140 MB of memory, and the
+    tier only needs "which version holds the champion alias" (a read every few seconds) and "load that
+    version's native model". It reads the registry tables of MLflow 3 (`registered_model_aliases`,
+    `model_versions` and its `storage_location`, `model_version_tags`) read-only; writes (register, move
+    an alias) stay with `MlflowRegistry`. tests/pipelines/test_registry_reader.py checks it against the
+    SDK on a real registry, so a schema change in an MLflow upgrade fails the tests.
+
+    Only `sqlite:///` tracking URIs with `file:` artifact storage; `serving_registry` picks the SDK for
+    anything else (a tracking server, PostgreSQL, object storage).
+    """
+
+    def __init__(self, database: Path, model_name: str):
+        self.database = database
+        self.model_name = model_name
+
+    def _query(self, sql: str, args: Sequence[object]) -> list[tuple[Any, ...]]:
+        import sqlite3
+
+        if not self.database.is_file():
+            return []
+        uri = f"{self.database.resolve().as_uri()}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5.0)) as connection:
+            try:
+                return connection.execute(sql, tuple(args)).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):  # MLflow has not created its schema yet
+                    return []
+                raise
+
+    def alias(self, alias: str) -> tuple[ModelRef, str] | None:
+        """(ref, storage location) of the version holding `alias`, or None (no such model or alias)."""
+        rows = self._query(
+            "SELECT v.version, v.run_id, v.storage_location, v.status FROM registered_model_aliases a "
+            "JOIN model_versions v ON v.name = a.name AND v.version = a.version AND v.workspace = a.workspace "
+            "WHERE a.name = ? AND a.alias = ? AND a.workspace = 'default'",
+            (self.model_name, alias),
+        )
+        if not rows:
+            return None
+        version, run_id, storage, status = rows[0]
+        if status != "READY":
+            raise OperatorError(f"model {self.model_name} version {version} holds {alias!r} but is {status}")
+        tags = dict(
+            self._query(
+                "SELECT key, value FROM model_version_tags WHERE name = ? AND version = ? AND workspace = 'default'",
+                (self.model_name, int(version)),
+            )
+        )
+        ref = ModelRef(
+            name=self.model_name,
+            version=str(version),
+            run_id=str(run_id),
+            feature_columns=tuple(json.loads(tags.get("feature_columns", "[]"))),
+            horizon_bars=int(tags.get("horizon_bars", "1")),
+        )
+        return ref, str(storage)
+
+    def champion(self) -> ModelRef | None:
+        found = self.alias(CHAMPION)
+        return None if found is None else found[0]
+
+    def load_native(self, ref: ModelRef) -> Any:
+        """As `MlflowRegistry.load_native`, from the version's local artifact folder."""
+        import yaml
+
+        rows = self._query(
+            "SELECT storage_location FROM model_versions WHERE name = ? AND version = ? AND workspace = 'default'",
+            (self.model_name, int(ref.version)),
+        )
+        if not rows or not str(rows[0][0]).startswith("file:"):
+            raise OperatorError(f"model {self.model_name} version {ref.version}: no local artifact folder")
+        folder = Path(url2pathname(urlparse(str(rows[0][0])).path))
+        flavors = yaml.safe_load((folder / "MLmodel").read_text()).get("flavors", {})
+        calibrated = folder / "artifacts" / CALIBRATED_ARTIFACT
+        if "catboost" not in flavors and calibrated.is_dir():
+            return CalibratedClassifier.load(calibrated)
+        if "catboost" not in flavors:
+            raise OperatorError(f"model {self.model_name} version {ref.version} is neither CatBoost nor calibrated")
+        flavor = flavors["catboost"]
+        if flavor.get("model_type", "CatBoostClassifier") != "CatBoostClassifier":
+            raise OperatorError(f"model {self.model_name} version {ref.version} is a {flavor['model_type']}")
+        model = CatBoostClassifier()
+        model.load_model(str(folder / flavor["data"]), format=flavor.get("save_format", "cbm"))
+        return model
+
+
+def serving_registry(tracking_uri: str, artifact_root: Path | None, model_name: str) -> ChampionSource:
+    """What the serving tier reads the champion from: the SDK-free reader for the embedded SQLite registry
+    with local artifacts (`sqlite:///<home>/mlruns/mlflow.db`), MLflow's client for any other URI."""
+    if tracking_uri.startswith("sqlite:///"):
+        return SqliteRegistryReader(Path(tracking_uri.removeprefix("sqlite:///")), model_name)
+    return MlflowRegistry(tracking_uri, artifact_root, model_name)

@@ -4,10 +4,13 @@ HTTP: `GET /signal`, `GET /hot`, `GET /health`, `GET /metrics`, `GET /ws/signals
 router of `serving.api_trading` (`/positions`, `/orders`, `/kill`, `/resume`, ...); WebSocket:
 `/ws/signals` (message schemas in `serving.messages`).
 
-`create_app(settings)` wires the real adapters (MLflow registry, Feast online store, the lake's universe
-table); tests and benchmarks pass their own settings (a temporary home). Its lifespan starts, when
-configured, the champion watcher, the trading engine (`serving.engine.trading_lifespan`) and the stream
-(`stream.source` = ``ccxt`` or ``replay``; ``off`` by default: the tier then serves the nightly features).
+`create_app(settings)` wires the real adapters: the MLflow registry (read without the SDK when embedded,
+`pipelines.registry.serving_registry`), Feast's online store (read and written directly,
+`pipelines.online_store`), the lake's universe table. Neither SDK is imported by this process (memory:
+DESIGN budgets 300 MB for it). Tests and benchmarks pass their own settings (a temporary home). Its
+lifespan starts, when configured, the champion watcher, the trading engine
+(`serving.engine.trading_lifespan`) and the stream (`stream.source` = ``ccxt`` or ``replay``; ``off`` by
+default: the tier then serves the nightly features).
 
 `/signal` fast path (p99 <= 2 ms at 500 req/s, DESIGN): the universe and the champion are in memory, the
 symbol's newest feature row comes from `serving.feature_cache.LatestFeatures` (kept fresh by the stream
@@ -31,9 +34,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, TypeAdapter
 
 from pipelines.config import Settings, load_settings
-from pipelines.feature_store import FeastStore, FeatureReader
+from pipelines.feature_store import FeatureReader
 from pipelines.lake import Lake
-from pipelines.registry import MlflowRegistry
+from pipelines.online_store import open_online_store
+from pipelines.registry import ChampionSource, serving_registry
 from serving.api_trading import trading_router
 from serving.engine import trading_lifespan
 from serving.feature_cache import LatestFeatures, StoreUnavailableError
@@ -93,16 +97,17 @@ def _unavailable(reason: str) -> JSONResponse:
 def create_app(
     settings: Settings | None = None,
     *,
-    registry: MlflowRegistry | None = None,
+    registry: ChampionSource | None = None,
     features: FeatureReader | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     cache: LatestFeatures | None = None,
 ) -> FastAPI:
     settings = settings or load_settings()
-    registry = registry or MlflowRegistry(
+    registry = registry or serving_registry(
         settings.mlflow_tracking_uri, settings.mlruns_dir / "artifacts", settings.model.name
     )
-    feature_reader: FeatureReader = features or FeastStore(settings)
+    owned_store = open_online_store(settings) if features is None else None
+    feature_reader: FeatureReader = features or owned_store  # type: ignore[assignment]
     scorer = ChampionScorer(registry, check_every_s=settings.serving.model_check_s)
     universe = UniverseCache(Lake(settings.lake_dir))
     latest = cache or LatestFeatures(feature_reader, refresh_s=settings.serving.cache_refresh_s)
@@ -138,7 +143,7 @@ def create_app(
                         scorer=scorer,
                         cache=latest,
                         hub=hub,
-                        pusher=feature_reader if isinstance(feature_reader, FeastStore) else None,
+                        pusher=owned_store,
                         engine=getattr(app.state, "trading_engine", None),
                         confidence=confidence,
                     )
@@ -157,6 +162,8 @@ def create_app(
                 await replay.stop()
             scorer.stop()
             latest.close()
+            if owned_store is not None:
+                owned_store.close()
 
     app = FastAPI(
         title="alphatide",

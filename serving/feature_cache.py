@@ -25,7 +25,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from pipelines.feature_store import FeatureReader, OnlineFeatures
+from pipelines.feature_store import FeatureReader
+from pipelines.online_store import OnlineFeatures
 from serving.metrics import STORE_ERRORS
 
 log = logging.getLogger(__name__)

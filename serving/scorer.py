@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.registry import ModelRef, ModelRegistry
+from pipelines.registry import ChampionSource, ModelRef
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class LoadedModel:
 class ChampionScorer:
     def __init__(
         self,
-        registry: ModelRegistry,
+        registry: ChampionSource,
         check_every_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ):

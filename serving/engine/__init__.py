@@ -51,7 +51,6 @@ from pipelines.config import Settings
 from pipelines.trading.config import system_clock
 from serving.engine.broker import Broker, BrokerError, PaperBroker, VenueOrderView
 from serving.engine.events import BookEvent, EngineEvent, HealthEvent, ReplayClock, SignalEvent, TradeEvent
-from serving.engine.live_broker import CcxtMarkets, LiveBroker
 from serving.engine.runtime import EngineStatus, PositionSnapshot, TradingEngine
 from serving.engine.store import StoreError, TradingStore
 
@@ -78,6 +77,15 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    # ccxt (about 50 MB) is imported only when a broker is built, not by every importer of the package.
+    if name in {"LiveBroker", "CcxtMarkets"}:
+        from serving.engine import live_broker
+
+        return getattr(live_broker, name)
+    raise AttributeError(name)
+
+
 def engine_home(settings: Settings) -> Path:
     """Where the engine keeps its SQLite file and default pause file: `<home>/trading`."""
     return settings.home / "trading"
@@ -93,6 +101,8 @@ def open_store(settings: Settings) -> TradingStore:
 
 def build_broker(settings: Settings, clock: Callable[[], datetime] = system_clock) -> Broker:
     """Paper (default) or live broker as configured; live needs the venue keys (validated by settings)."""
+    from serving.engine.live_broker import CcxtMarkets, LiveBroker
+
     cfg = settings.engine
     if cfg.mode == "live":
         if cfg.venue_api_key is None or cfg.venue_api_secret is None:

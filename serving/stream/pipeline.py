@@ -38,8 +38,8 @@ import polars as pl
 
 from pipelines.config import Settings
 from pipelines.domain.marketdata import Trade
-from pipelines.feature_store import OnlineFeatures
 from pipelines.features.incremental import FeatureEngine, FeatureRow
+from pipelines.online_store import OnlineFeatures
 from pipelines.trading.instruments import Side
 from serving.feature_cache import LatestFeatures
 from serving.messages import SignalMessage
