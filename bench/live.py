@@ -44,8 +44,8 @@ class ReplayClock:
 
 
 async def run(settings: Settings, capture: Path) -> dict[str, object]:
-    from pipelines.feature_store import FeastStore
-    from pipelines.registry import MlflowRegistry
+    from pipelines.online_store import open_online_store
+    from pipelines.registry import serving_registry
     from serving.engine import build_engine
     from serving.feature_cache import LatestFeatures
     from serving.scorer import ChampionScorer
@@ -54,10 +54,11 @@ async def run(settings: Settings, capture: Path) -> dict[str, object]:
     from serving.stream.service import replay_symbols
 
     sys.setswitchinterval(settings.serving.gil_switch_interval_s)  # as the serving process does
-    registry = MlflowRegistry(settings.mlflow_tracking_uri, settings.mlruns_dir / "artifacts", settings.model.name)
+    # What the serving process uses: the registry and the online store without their SDKs.
+    registry = serving_registry(settings.mlflow_tracking_uri, settings.mlruns_dir / "artifacts", settings.model.name)
     scorer = ChampionScorer(registry, check_every_s=3600)
     assert scorer.current() is not None, "no champion in the benchmark home"
-    store = FeastStore(settings)
+    store = open_online_store(settings)
     cache = LatestFeatures(store, refresh_s=3600)
     clock = ReplayClock()
     replay = subprocess.Popen(

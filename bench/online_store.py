@@ -3,7 +3,8 @@
     python -m bench.online_store [--reads N]
 
 Builds features for a few synthetic symbols in a temporary home, applies and materializes them into each
-online store, then times N single-symbol reads of the `signal_v1` FeatureService (after a warm-up).
+online store, then times N single-symbol reads of the `signal_v1` FeatureService (after a warm-up), and
+the same reads through `pipelines.online_store` (the serving tier's SDK-free path: `<backend>_direct_*`).
 Writes bench/results/online_store.json and prints the same JSON as its last line.
 """
 
@@ -23,9 +24,26 @@ from pipelines.config import load_settings
 from pipelines.feature_store import FeastStore
 from pipelines.features import FEATURE_COLUMNS, build_features
 from pipelines.lake import Lake
+from pipelines.online_store import OnlineStore, open_online_store
 from pipelines.sources.synthetic import SyntheticSource
 
 AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _percentiles(samples: np.ndarray) -> dict[str, float]:
+    return {"p50_ms": float(np.percentile(samples, 50) * 1e3), "p99_ms": float(np.percentile(samples, 99) * 1e3)}
+
+
+def _time_direct_reads(store: OnlineStore, symbols: list[str], reads: int) -> dict[str, float]:
+    """The serving tier's path: `pipelines.online_store` on the same storage, no Feast SDK."""
+    for symbol in symbols * 20:
+        store.latest(symbol, FEATURE_COLUMNS)
+    samples = np.empty(reads)
+    for i in range(reads):
+        start = time.perf_counter()
+        store.latest(symbols[i % len(symbols)], FEATURE_COLUMNS)
+        samples[i] = time.perf_counter() - start
+    return _percentiles(samples)
 
 
 def _time_reads(store: FeastStore, symbols: list[str], reads: int) -> dict[str, float]:
@@ -38,7 +56,7 @@ def _time_reads(store: FeastStore, symbols: list[str], reads: int) -> dict[str, 
         start = time.perf_counter()
         store.store.get_online_features(features=service, entity_rows=[{"symbol": symbol}]).to_dict()
         samples[i] = time.perf_counter() - start
-    return {"p50_ms": float(np.percentile(samples, 50) * 1e3), "p99_ms": float(np.percentile(samples, 99) * 1e3)}
+    return _percentiles(samples)
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
@@ -60,11 +78,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             store = FeastStore(settings)
             store.apply(Lake(settings.lake_dir).write_features(features, "5m"), FEATURE_COLUMNS)
             store.materialize(AS_OF - timedelta(days=1), AS_OF + timedelta(seconds=1))
+            direct = open_online_store(settings)
             try:
                 timings = _time_reads(store, symbols, args.reads)
+                direct_timings = _time_direct_reads(direct, symbols, args.reads)
             finally:
+                direct.close()
                 store.store.teardown()
             result |= {f"{backend}_{k}": round(v, 4) for k, v in timings.items()}
+            result |= {f"{backend}_direct_{k}": round(v, 4) for k, v in direct_timings.items()}
     publish("online_store", result)
     return result
 
