@@ -30,7 +30,7 @@ import struct
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -43,6 +43,7 @@ from pipelines.features.spec import CANDLE_FEATURES
 BAR_VIEW = "bar_features"  # from candles: TA, regime, window-market features
 FLOW_VIEW = "flow_features"  # from trades, order books and liquidations (null in a candle-only backfill)
 ENTITY_JOIN_KEY = "symbol"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,8 @@ def decode_value(data: bytes | None) -> float | None:
 
 def encode_timestamp(at: datetime) -> bytes:
     """A serialized `google.protobuf.Timestamp` of the aware datetime `at`."""
-    micros = round(at.timestamp() * 1_000_000) if at.tzinfo else round(at.replace(tzinfo=UTC).timestamp() * 1e6)
+    aware = at if at.tzinfo else at.replace(tzinfo=UTC)
+    micros = (aware - _EPOCH) // timedelta(microseconds=1)  # exact: float timestamps lose microseconds
     seconds, rest = divmod(micros, 1_000_000)
     out = bytearray()
     for field_tag, number in ((0x08, seconds), (0x10, rest * 1000)):
