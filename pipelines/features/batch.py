@@ -14,8 +14,9 @@ compares with an absolute epsilon (1e-8, wrong for a coin priced 1e-6) these com
 Typical-price changes below 1e-12 relative are ties for MFI (TA-Lib also ignores such rounding noise).
 
 Exactness: rolling sums and standard deviations are exactly 0 on all-zero / constant windows
-(`_sum_nonneg`, `_std`), and each symbol is computed on its own frame, so a symbol's values never
-depend on other symbols' data, not even in the last bit (`candle_features`).
+(`_sum_nonneg`, the dot-product sums of `_candle_plan`, `_std`), and each symbol is computed on its
+own frame, so a symbol's values never depend on other symbols' data, not even in the last bit
+(`candle_features`).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def _sum_nonneg(x: pl.Expr, window: int) -> pl.Expr:
     return pl.when(nonzero == 0).then(0.0).otherwise(x.rolling_sum(window))
 
 
-# Longest window summed as a dot product with unit weights (see `_candle_stages`): up to about this
+# Longest window summed as a dot product with unit weights (see `_candle_plan`): up to about this
 # length polars' weighted kernel beats its add-and-subtract rolling sum (~2x at 14-20 bars, ~2x slower
 # at 60).
 _MAX_DOT_WINDOW = 24
@@ -138,31 +139,35 @@ _Plan = list[list[pl.Expr]]
 
 
 def _candle_stages(frame: pl.LazyFrame, plan: _Plan) -> pl.LazyFrame:
-    """Every candle feature of ONE symbol's bars (candle columns, sorted by ts): `_candle_plan` applied."""
+    """The candle features of ONE symbol's bars (candle columns, sorted by ts): `_candle_plan` applied."""
     *stages, final, clean = plan
     for stage in stages:
         frame = frame.with_columns(stage)
     return frame.select(final).with_columns(clean)
 
 
-def _candle_plan(bar_us: int, p: FeatureParams) -> _Plan:
+def _candle_plan(bar_us: int, p: FeatureParams, dot_sums: bool = True) -> _Plan:
     """The expressions of `_candle_stages`: ``with_columns`` stages, then the final select and its clean.
 
     Built in stages of named intermediate columns: each is computed once (a single nested expression
     would repeat shared sub-expressions such as the true range many times over). Built once per call
     and applied to every symbol's frame: the expressions do not depend on the data, and building them
     in Python for each of 50-odd symbols took longer than some of the stages take to run.
+
+    ``dot_sums=False`` sums every window with running sums: polars' weighted kernel rejects nulls, which
+    only unvalidated candles (null prices or volumes) bring.
     """
     plan: _Plan = []
     o, h, lo, c, v = (pl.col(n) for n in ("open", "high", "low", "close", "volume"))
     col = pl.col
     idx = _bar_index()
     ts_us = pl.col("ts").dt.epoch("us")
-    plan.append([pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"), ts_us.alias("_ts")])
     # Moves from the previous bar as columns: the plans run without common-subexpression elimination
     # (see `candle_features`), so a repeated sub-expression would be computed again.
     plan.append(
         [
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("_i"),
+            ts_us.alias("_ts"),
             _lag(c, 1).alias("_pc"),
             (c - _lag(c, 1)).alias("_chg"),
             (h - _lag(h, 1)).alias("_up"),
@@ -188,11 +193,9 @@ def _candle_plan(bar_us: int, p: FeatureParams) -> _Plan:
             # TA-Lib's DM rule: the larger positive move wins, ties count for neither.
             pl.when(has_prev).then(pl.when((up > 0.0) & (up > down)).then(up).otherwise(0.0)).alias("_pdm"),
             pl.when(has_prev).then(pl.when((down > 0.0) & (down > up)).then(down).otherwise(0.0)).alias("_mdm"),
-            # Money flow: typical price x volume, positive when the typical price rose (beyond a tie). 0 on
-            # the first bar (no previous price; masked out of every window below) so the window sums see no
-            # null (the weighted kernel of `_window_sum` takes none).
-            pl.when(tp - tp_prev > tie).then(mf).otherwise(0.0).alias("_pmf"),
-            pl.when(tp_prev - tp > tie).then(mf).otherwise(0.0).alias("_nmf"),
+            # Money flow: typical price x volume, positive when the typical price rose (beyond a tie).
+            pl.when(tp_prev.is_not_null()).then(pl.when(tp - tp_prev > tie).then(mf).otherwise(0.0)).alias("_pmf"),
+            pl.when(tp_prev.is_not_null()).then(pl.when(tp_prev - tp > tie).then(mf).otherwise(0.0)).alias("_nmf"),
             # OBV increments (0 on the first bar: it is masked out of every window below).
             pl.when(change > 0.0).then(v).when(change < 0.0).then(-v).otherwise(0.0).alias("_sv"),
             # Lag-L differences of ln close for the Hurst stds, named once: each is read three times.
@@ -216,8 +219,9 @@ def _candle_plan(bar_us: int, p: FeatureParams) -> _Plan:
     # chunk length, so equal windows share one (Bollinger's and the fast regime's 20 closes, OBV's and
     # the fast regime's 20 volumes). Closes and money flows sum each chunk afresh, a dot product with
     # unit weights: cheaper than the running sum for short chunks, and exactly 0 on a window of zeros
-    # without `_sum_nonneg`'s count (it takes no null, hence the 0 money flow on bar 0). Volumes keep
-    # `_sum_nonneg`'s running sum: obv_slope divides by it, and its values stay bit for bit as they were.
+    # without `_sum_nonneg`'s count. The kernel takes no null: the money flows' only one (bar 0, no
+    # previous price) becomes 0, and `_from` masks the windows over it. Volumes keep `_sum_nonneg`'s
+    # running sum: obv_slope divides by it, and its values stay bit for bit as they were.
     sum_inputs = {
         "close": (p.bb_period, p.regime_fast, p.regime_slow),
         "_pmf": (p.mfi_period,),
@@ -228,11 +232,11 @@ def _candle_plan(bar_us: int, p: FeatureParams) -> _Plan:
     for name, lengths in sum_inputs.items():
         for w in lengths:
             k = _chunk_len(w)
-            if name == "volume" or k is None:
+            if name == "volume" or k is None or not dot_sums:
                 k = w if k is None else k
                 chunks[f"_chunk_{name}_{k}"] = _sum_nonneg(col(name), k)
             else:
-                chunks[f"_chunk_{name}_{k}"] = col(name).rolling_sum(k, weights=[1.0] * k)
+                chunks[f"_chunk_{name}_{k}"] = col(name).fill_null(0.0).rolling_sum(k, weights=[1.0] * k)
 
     def wsum(name: str, w: int) -> pl.Expr:
         k = _chunk_len(w) or w
@@ -360,14 +364,7 @@ def _candle_plan(bar_us: int, p: FeatureParams) -> _Plan:
     # Materialize, then clean the named columns: `_clean` mentions its input twice, and a column
     # reference is cheaper to repeat than the expression behind it. The regime codes and time decay
     # are built from constants and integers, never inf or NaN, so they skip it.
-    plan.append(
-        [
-            pl.col("symbol"),
-            pl.col("ts"),
-            (pl.col("ts") + pl.duration(microseconds=bar_us)).alias("event_ts"),
-            *(features[name].cast(pl.Float64).alias(name) for name in CANDLE_FEATURES),
-        ]
-    )
+    plan.append([features[name].cast(pl.Float64).alias(name) for name in CANDLE_FEATURES])
     plan.append([_clean(pl.col(name)).alias(name) for name in CANDLE_FEATURES if name not in _FINITE])
     return plan
 
@@ -389,8 +386,10 @@ def candle_features(
     missing = [c for c in _CANDLE_INPUT if c not in candles.columns]
     if missing:
         raise ValueError(f"candle frame lacks column(s) {missing}")
-    plan = _candle_plan(timeframe_us(timeframe), params)
+    bar_us = timeframe_us(timeframe)
     ordered = _sorted(candles.select(_CANDLE_INPUT))
+    null_free = all(ordered[c].null_count() == 0 for c in ("high", "low", "close", "volume"))
+    plan = _candle_plan(bar_us, params, dot_sums=null_free)
     # One symbol at a time: windows and recursions must not run across symbols, and evaluating each
     # symbol's frame on its own is cheaper than a `.over("symbol")` partition per expression. It also
     # keeps every symbol's values independent of the other symbols in the frame: polars' rolling kernels
@@ -399,23 +398,33 @@ def candle_features(
     # plans ~30% faster than the streaming one.
     # `collect_all` runs the per-symbol plans side by side on polars' thread pool.
     # Common-subexpression elimination is off: these plans name their shared parts as columns already,
-    # and with it on they ran ~15% slower (more CPU) on the shared 5m sample.
+    # and the pass itself cost a few percent of CPU on the shared 5m sample.
     no_cse = pl.QueryOptFlags(comm_subexpr_elim=False)
     parts = pl.collect_all(
-        [_candle_stages(part.lazy(), plan) for part in ordered.partition_by("symbol", maintain_order=True)],
+        [
+            _candle_stages(part.lazy(), plan)
+            for part in ordered.partition_by("symbol", maintain_order=True, include_key=False)
+        ],
         engine="in-memory",
         optimizations=no_cse,
     )
-    if not parts:
-        return _candle_stages(ordered.lazy(), plan).collect(engine="in-memory", optimizations=no_cse)
-    return pl.concat(parts)
+    if parts:
+        features = pl.concat(parts, rechunk=True)
+    else:
+        features = _candle_stages(ordered.lazy(), plan).collect(engine="in-memory", optimizations=no_cse)
+    # The parts come back in `ordered`'s row order (symbols are contiguous there), so the keys are taken
+    # from it whole rather than carried through every symbol's plan and stitched together again.
+    keys = ordered.select("symbol", "ts", (pl.col("ts") + pl.duration(microseconds=bar_us)).alias("event_ts"))
+    return keys.hstack(features)
 
 
 def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` sorted by symbol then ts; a cheap check first, since lake reads come sorted already."""
     sym, ts = pl.col("symbol"), pl.col("ts")
-    ordered = (sym > sym.shift(1)) | ((sym == sym.shift(1)) & (ts > ts.shift(1)))
-    if frame.height < 2 or frame.select(ordered.slice(1).all()).item():
+    # Symbols ascending (free when the column carries polars' sorted flag, as after a sort), then ts
+    # ascending within each symbol: string equality instead of the slower string ordering per row.
+    ts_ascending = (ts > ts.shift(1)) | (sym != sym.shift(1))
+    if frame.height < 2 or (frame["symbol"].is_sorted() and frame.select(ts_ascending.slice(1).all()).item()):
         return frame
     return frame.sort("symbol", "ts", maintain_order=True)
 
@@ -441,7 +450,9 @@ def build_features(
     """
     base = candle_features(candles, timeframe, params)
     if trades is None and book is None and liquidations is None:
-        flow_cols = [pl.lit(None, dtype=pl.Float64).alias(n) for n in FEATURE_COLUMNS if n not in base.columns]
+        # One all-null column shared by every flow feature (columns are immutable): one allocation, not 16.
+        null = pl.repeat(None, base.height, dtype=pl.Float64, eager=True)
+        flow_cols = [null.alias(n) for n in FEATURE_COLUMNS if n not in base.columns]
         return base.with_columns(flow_cols).select("symbol", "ts", "event_ts", *FEATURE_COLUMNS)
     flow = bar_flow_features(
         base, timeframe_us(timeframe), trades=trades, book=book, liquidations=liquidations, params=params
