@@ -110,6 +110,18 @@ def _chunk_len(window: int) -> int | None:
     return None
 
 
+def _weighted_sum(x: pl.Expr, weights: list[float], null_free: bool) -> pl.Expr:
+    """Weighted sum over the last ``len(weights)`` bars; null where the window holds a null.
+
+    polars' weighted kernel panics on nulls, so with unvalidated input (a null volume) the nulls are
+    summed as 0 and the windows that held one are masked afterwards (a missing input gives null, not 0).
+    """
+    if null_free:
+        return x.rolling_sum(len(weights), weights=weights)
+    holes = x.is_null().cast(pl.Int32).rolling_sum(len(weights), min_samples=1)
+    return pl.when(holes == 0).then(x.fill_null(0.0).rolling_sum(len(weights), weights=weights))
+
+
 def _window_sum(chunk: pl.Expr, window: int, k: int) -> pl.Expr:
     """Rolling sum of ``window`` values from the rolling sums ``chunk`` of ``k`` values (k divides it).
 
@@ -253,7 +265,7 @@ def _candle_plan(bar_us: int, p: FeatureParams, dot_sums: bool = True) -> _Plan:
         _std(c, p.bb_period, 0).alias("_std_bb"),
         # Slope of OBV over N bars as fixed weights on its last N-1 increments (spec.obv_slope_weights);
         # windows touching bar 0 (no increment) are masked.
-        _from(p.obv_slope_window - 1, col("_sv").rolling_sum(len(weights), weights=weights)).alias("_obv_num"),
+        _from(p.obv_slope_window - 1, _weighted_sum(col("_sv"), weights, dot_sums)).alias("_obv_num"),
         _lag(c, p.roc_short).alias("_c_short"),
         _lag(c, p.roc_long).alias("_c_long"),
     ]

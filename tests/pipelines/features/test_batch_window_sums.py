@@ -43,3 +43,19 @@ def test_a_null_close_nulls_its_windows_instead_of_failing() -> None:
     width_null = out["bb_width"].is_null().to_list()
     assert width_null[70:90] == [True] * 20
     assert not any(width_null[19:70]) and not any(width_null[90:])
+
+
+def test_a_null_volume_nulls_its_volume_windows_instead_of_failing() -> None:
+    # Arrange: one missing volume (polars' weighted kernel panics on nulls).
+    candles = random_candles(11, 120).with_columns(
+        pl.when(pl.int_range(pl.len()) == 70).then(None).otherwise(pl.col("volume")).alias("volume")
+    )
+
+    # Act
+    out = build_features(candles)
+
+    # Assert: OBV slopes whose window holds bar 70 are null (missing, not 0); windows after it are back.
+    slope_null = out["obv_slope"].is_null().to_list()
+    assert all(slope_null[70:85])
+    assert not any(slope_null[30:70]) and not any(slope_null[95:])
+    assert out["rsi_14"].null_count() == 14  # price features are untouched
