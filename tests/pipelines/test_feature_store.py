@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
-import redis
 
 from pipelines.config import load_settings
 from pipelines.errors import ConfigError
@@ -16,17 +15,10 @@ from pipelines.feature_store import FeastStore, feast_redis_connection_string
 from pipelines.features import FEATURE_COLUMNS, build_features
 from pipelines.lake import Lake
 from pipelines.sources.synthetic import SyntheticSource
+from tests.pipelines._redis import REDIS_URL, redis_up
 
 pytestmark = pytest.mark.integration
 AS_OF = datetime(2026, 7, 1, tzinfo=UTC)
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def _redis_up() -> bool:
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
-    except redis.RedisError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +31,7 @@ def features() -> pl.DataFrame:
 def store(request: pytest.FixtureRequest, tmp_path, features: pl.DataFrame) -> Iterator[FeastStore]:  # type: ignore[no-untyped-def]
     env = {"ALPHATIDE_FEAST_PROJECT": f"t_{uuid.uuid4().hex[:10]}"}
     if request.param == "redis":
-        if not _redis_up():
+        if not redis_up():
             pytest.skip("Redis is not running at 127.0.0.1:6379")
         env |= {"ALPHATIDE_ONLINE_STORE": "redis", "ALPHATIDE_REDIS_URL": REDIS_URL}
     settings = load_settings(env, home=tmp_path)

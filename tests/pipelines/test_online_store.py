@@ -36,16 +36,9 @@ from pipelines.online_store import (
     open_online_store,
 )
 from pipelines.sources.synthetic import SyntheticSource
+from tests.pipelines._redis import REDIS_URL, redis_up
 
 AS_OF = datetime(2026, 7, 1, tzinfo=UTC)
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def _redis_up() -> bool:
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
-    except redis.RedisError:
-        return False
 
 
 # ---- encodings against Feast's own functions --------------------------------------------------------
@@ -119,7 +112,7 @@ def features() -> pl.DataFrame:
 def feast(request: pytest.FixtureRequest, tmp_path: Path, features: pl.DataFrame) -> Iterator[FeastStore]:
     env = {"ALPHATIDE_FEAST_PROJECT": f"d_{uuid.uuid4().hex[:10]}"}
     if request.param == "redis":
-        if not _redis_up():
+        if not redis_up():
             pytest.skip("Redis is not running at 127.0.0.1:6379")
         env |= {"ALPHATIDE_ONLINE_STORE": "redis", "ALPHATIDE_REDIS_URL": REDIS_URL}
     settings: Settings = load_settings(env, home=tmp_path)
