@@ -193,6 +193,8 @@ class SqliteOnlineStore:
         self.path = path
         self.project = project
         self._local = threading.local()  # one connection per thread: sqlite3 connections are not shared
+        self._opened: list[sqlite3.Connection] = []
+        self._opened_lock = threading.Lock()
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -201,6 +203,8 @@ class SqliteOnlineStore:
                 raise FileNotFoundError(f"no online store at {self.path}: run the nightly chain (make run)")
             connection = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False)
             self._local.connection = connection
+            with self._opened_lock:
+                self._opened.append(connection)
         return connection
 
     def _table(self, view: str) -> str:
@@ -257,10 +261,12 @@ class SqliteOnlineStore:
                 connection.executemany(sql, batch)
 
     def close(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
+        """Close every thread's connection (at shutdown: no read or push may run concurrently)."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
             connection.close()
-            self._local.connection = None
+        self._local = threading.local()
 
 
 def _sqlite_stamp(at: datetime) -> int:

@@ -5,10 +5,12 @@ and on the real Redis: what Feast materializes or pushes, `open_online_store(...
 from __future__ import annotations
 
 import math
+import sqlite3
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -198,3 +200,29 @@ def test_a_stopped_redis_fails_fast() -> None:
     with pytest.raises(redis.ConnectionError):
         store.latest("BTC/USDT", FEATURE_COLUMNS)
     assert datetime.now(UTC) - started < timedelta(seconds=3)
+
+
+@pytest.mark.integration
+def test_close_closes_every_threads_connection_and_reads_reopen(feast: FeastStore) -> None:
+    if feast.settings.online_store != "sqlite":
+        pytest.skip("per-thread connections are the SQLite store's")
+    feast.materialize(AS_OF - timedelta(days=2), AS_OF + timedelta(seconds=1))
+    direct = open_online_store(feast.settings)
+    assert isinstance(direct, SqliteOnlineStore)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(lambda s: direct.latest(s, FEATURE_COLUMNS), ["BTC/USDT", "ETH/USDT", "SOL/USDT"] * 4))
+    opened = list(direct._opened)
+
+    direct.close()
+
+    assert opened and all(_is_closed(c) for c in opened)
+    assert direct.latest("BTC/USDT", FEATURE_COLUMNS) is not None  # a later read opens a new connection
+    direct.close()
+
+
+def _is_closed(connection: sqlite3.Connection) -> bool:
+    try:
+        connection.execute("SELECT 1")
+    except sqlite3.ProgrammingError:
+        return True
+    return False
