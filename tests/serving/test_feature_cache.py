@@ -45,7 +45,7 @@ def _row(symbol: str, minutes: int, a: float = 1.0) -> OnlineFeatures:
     return OnlineFeatures(symbol, {"a": a, "b": 2.0}, T0 + timedelta(minutes=minutes))
 
 
-def _wait_for(predicate, timeout_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(predicate, timeout_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while not predicate():
         assert time.monotonic() < deadline

@@ -106,7 +106,7 @@ def test_redis_down_gives_503_hold_and_recovers(
     redis.Redis(port=own_redis.port).save()  # so the restarted server has the rows again
 
     own_redis.stop()
-    down = _poll(client, 503, 5)  # the store's client gives up after one quick retry (about 0.2 s here)
+    down = _poll(client, 503, 10)  # the store's client gives up after one quick retry (about 0.2 s here)
     health = client.get("/health").json()
     other = client.get("/signal", params={"symbol": "ETH/USDT"})
     own_redis.start()

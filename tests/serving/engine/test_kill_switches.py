@@ -279,7 +279,7 @@ def test_alerts_are_posted_to_the_webhook(paper: Callable[..., Harness]) -> None
     try:
         h = paper(graduated(), alert_webhook_url=f"http://127.0.0.1:{server.server_address[1]}/alerts")
         h.engine.kill("operator")
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 20
         wanted = {"manual_kill", "kill_switch:manual"}
         while not wanted <= {r["kind"] for r in received} and time.monotonic() < deadline:
             time.sleep(0.01)
