@@ -44,14 +44,7 @@ BAR_VIEW = "bar_features"  # from candles: TA, regime, window-market features
 FLOW_VIEW = "flow_features"  # from trades, order books and liquidations (null in a candle-only backfill)
 ENTITY_JOIN_KEY = "symbol"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class OnlineFeatures:
-    symbol: str
-    values: dict[str, float | None]
-    event_time: datetime | None  # bar close (UTC) of the newest stored values
-
+_KEY_COLUMNS = ("symbol", "ts", "event_ts")  # the non-feature columns of a push frame
 _STRING_TYPE = 2  # feast.ValueType.STRING
 _DOUBLE_TAG = 0x29  # Value.double_val: field 5, wire type 1 (fixed64)
 _FLOAT_TAG = 0x35  # Value.float_val: field 6, wire type 5 (fixed32)
@@ -59,6 +52,13 @@ _INT32_TAG = 0x18  # field 3, varint
 _INT64_TAG = 0x20  # field 4, varint
 _BOOL_TAG = 0x38  # field 7, varint
 _NULL_TAG = 0x98  # Value.null_val: field 19, varint (two-byte tag 0x98 0x01)
+
+
+@dataclass(frozen=True)
+class OnlineFeatures:
+    symbol: str
+    values: dict[str, float | None]
+    event_time: datetime | None  # bar close (UTC) of the newest stored values
 
 
 def feature_views(feature_columns: Iterable[str]) -> dict[str, tuple[str, ...]]:
@@ -170,6 +170,20 @@ def _naive_utc(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
 
 
+def _views_with_columns(feature_columns: Iterable[str]) -> list[tuple[str, tuple[str, ...]]]:
+    """`feature_views`, without the views none of the columns belong to."""
+    return [(view, columns) for view, columns in feature_views(feature_columns).items() if columns]
+
+
+def _push_views(frame: pl.DataFrame) -> list[tuple[str, tuple[str, ...]]]:
+    """The views a push frame writes to, each with its feature columns present in the frame."""
+    return _views_with_columns(c for c in frame.columns if c not in _KEY_COLUMNS)
+
+
+def _later(newest: datetime | None, at: datetime | None) -> datetime | None:
+    return at if newest is None or (at is not None and at > newest) else newest
+
+
 def _rows(frame: pl.DataFrame, columns: Sequence[str]) -> Iterable[tuple[str, datetime, list[float | None]]]:
     """(symbol, event time, values in `columns` order) for each row of a push frame."""
     for record in frame.select("symbol", "event_ts", *columns).iter_rows():
@@ -216,9 +230,7 @@ class SqliteOnlineStore:
         values: dict[str, float | None] = dict.fromkeys(feature_columns)
         newest: datetime | None = None
         found = False
-        for view, columns in feature_views(feature_columns).items():
-            if not columns:
-                continue
+        for view, columns in _views_with_columns(feature_columns):
             marks = ",".join("?" * len(columns))
             rows = connection.execute(
                 f"SELECT feature_name, value, event_ts FROM {self._table(view)} "
@@ -228,9 +240,7 @@ class SqliteOnlineStore:
             for name, blob, stamp in rows:
                 found = True
                 values[name] = decode_value(blob)
-                at = _parse_sqlite_ts(stamp)
-                if at is not None and (newest is None or at > newest):
-                    newest = at
+                newest = _later(newest, _parse_sqlite_ts(stamp))
         if not found:
             return None
         return OnlineFeatures(symbol=symbol, values=values, event_time=newest)
@@ -240,10 +250,7 @@ class SqliteOnlineStore:
         connection = self._connection()
         created = _sqlite_stamp(datetime.now(UTC))
         with connection:
-            feature_columns = [c for c in frame.columns if c not in ("symbol", "ts", "event_ts")]
-            for view, columns in feature_views(feature_columns).items():
-                if not columns:
-                    continue
+            for view, columns in _push_views(frame):
                 sql = (
                     f"INSERT INTO {self._table(view)} "
                     "(entity_key, feature_name, value, value_text, event_ts, created_ts) VALUES (?, ?, ?, ?, ?, ?) "
@@ -317,7 +324,7 @@ class RedisOnlineStore:
         return field
 
     def latest(self, symbol: str, feature_columns: tuple[str, ...]) -> OnlineFeatures | None:
-        views = [(view, columns) for view, columns in feature_views(feature_columns).items() if columns]
+        views = _views_with_columns(feature_columns)
         fields: list[bytes] = []
         for view, columns in views:
             fields += [self._field(view, c) for c in columns]
@@ -336,18 +343,14 @@ class RedisOnlineStore:
             found = True
             for name, blob in zip(columns, view_values, strict=True):
                 values[name] = decode_value(blob)
-            if stamp is not None and (newest is None or stamp > newest):
-                newest = stamp
+            newest = _later(newest, stamp)
         if not found:
             return None
         return OnlineFeatures(symbol=symbol, values=values, event_time=newest)
 
     def push(self, frame: pl.DataFrame) -> None:
         """Write each row's features per view unless the stored row is as new or newer (Feast's rule)."""
-        feature_columns = [c for c in frame.columns if c not in ("symbol", "ts", "event_ts")]
-        for view, columns in feature_views(feature_columns).items():
-            if not columns:
-                continue
+        for view, columns in _push_views(frame):
             ts_field = f"_ts:{view}".encode()
             rows = list(_rows(frame, columns))
             keys = [entity_key_bytes(symbol) + self._suffix for symbol, _, _ in rows]

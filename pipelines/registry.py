@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sqlite3
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -116,14 +117,7 @@ class MlflowRegistry:
 
     # ---- read ---------------------------------------------------------------------------------
     def _ref(self, version: Any) -> ModelRef:
-        tags = version.tags or {}
-        return ModelRef(
-            name=self.model_name,
-            version=str(version.version),
-            run_id=version.run_id,
-            feature_columns=tuple(json.loads(tags.get("feature_columns", "[]"))),
-            horizon_bars=int(tags.get("horizon_bars", "1")),
-        )
+        return _model_ref(self.model_name, version.version, version.run_id, version.tags or {})
 
     def get(self, version: str) -> ModelRef:
         from mlflow.exceptions import MlflowException
@@ -169,17 +163,10 @@ class MlflowRegistry:
         Both answer `predict_proba(np.ndarray (n, len(ref.feature_columns))) -> (n, 2)`.
         """
         import mlflow.artifacts
-        import mlflow.catboost
-        import yaml
 
         uri = f"models:/{ref.name}/{ref.version}"
         with tempfile.TemporaryDirectory() as tmp:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
-            flavors = yaml.safe_load((local / "MLmodel").read_text()).get("flavors", {})
-            calibrated = local / "artifacts" / CALIBRATED_ARTIFACT
-            if "catboost" not in flavors and calibrated.is_dir():
-                return CalibratedClassifier.load(calibrated)
-        return mlflow.catboost.load_model(uri)
+            return _load_model_folder(Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)), ref)
 
     # ---- write --------------------------------------------------------------------------------
     def set_alias(self, version: str, alias: str) -> None:
@@ -266,6 +253,37 @@ class MlflowRegistry:
         self.client.set_model_version_tag(self.model_name, version, "promotion", summary[:5000])
 
 
+def _model_ref(name: str, version: object, run_id: object, tags: Mapping[str, str]) -> ModelRef:
+    """A version's reference from its registry row and tags (`feature_columns` JSON, `horizon_bars`)."""
+    return ModelRef(
+        name=name,
+        version=str(version),
+        run_id=str(run_id),
+        feature_columns=tuple(json.loads(tags.get("feature_columns", "[]"))),
+        horizon_bars=int(tags.get("horizon_bars", "1")),
+    )
+
+
+def _load_model_folder(folder: Path, ref: ModelRef) -> Any:
+    """The native model in a version's artifact folder (`MLmodel` + files): the calibrated model of a
+    pyfunc version, or the CatBoost classifier of a `catboost`-flavor version. Loaded into memory, so the
+    folder may be deleted afterwards."""
+    import yaml
+
+    flavors = yaml.safe_load((folder / "MLmodel").read_text()).get("flavors", {})
+    calibrated = folder / "artifacts" / CALIBRATED_ARTIFACT
+    if "catboost" not in flavors and calibrated.is_dir():
+        return CalibratedClassifier.load(calibrated)
+    if "catboost" not in flavors:
+        raise OperatorError(f"model {ref.name} version {ref.version} is neither CatBoost nor calibrated")
+    flavor = flavors["catboost"]
+    if flavor.get("model_type", "CatBoostClassifier") != "CatBoostClassifier":
+        raise OperatorError(f"model {ref.name} version {ref.version} is a {flavor['model_type']}")
+    model = CatBoostClassifier()
+    model.load_model(str(folder / flavor["data"]), format=flavor.get("save_format", "cbm"))
+    return model
+
+
 def _flat_params(params: dict[str, Any]) -> dict[str, Any]:
     """MLflow params are strings of at most 6000 characters: long values are cut, not refused."""
     return {key: (str(value)[:6000]) for key, value in params.items()}
@@ -291,8 +309,6 @@ class SqliteRegistryReader:
         self.model_name = model_name
 
     def _query(self, sql: str, args: Sequence[object]) -> list[tuple[Any, ...]]:
-        import sqlite3
-
         if not self.database.is_file():
             return []
         uri = f"{self.database.resolve().as_uri()}?mode=ro"
@@ -304,17 +320,17 @@ class SqliteRegistryReader:
                     return []
                 raise
 
-    def alias(self, alias: str) -> tuple[ModelRef, str] | None:
-        """(ref, storage location) of the version holding `alias`, or None (no such model or alias)."""
+    def alias(self, alias: str) -> ModelRef | None:
+        """The version holding `alias`, or None (no such model or alias)."""
         rows = self._query(
-            "SELECT v.version, v.run_id, v.storage_location, v.status FROM registered_model_aliases a "
+            "SELECT v.version, v.run_id, v.status FROM registered_model_aliases a "
             "JOIN model_versions v ON v.name = a.name AND v.version = a.version AND v.workspace = a.workspace "
             "WHERE a.name = ? AND a.alias = ? AND a.workspace = 'default'",
             (self.model_name, alias),
         )
         if not rows:
             return None
-        version, run_id, storage, status = rows[0]
+        version, run_id, status = rows[0]
         if status != "READY":
             raise OperatorError(f"model {self.model_name} version {version} holds {alias!r} but is {status}")
         tags = dict(
@@ -323,42 +339,20 @@ class SqliteRegistryReader:
                 (self.model_name, int(version)),
             )
         )
-        ref = ModelRef(
-            name=self.model_name,
-            version=str(version),
-            run_id=str(run_id),
-            feature_columns=tuple(json.loads(tags.get("feature_columns", "[]"))),
-            horizon_bars=int(tags.get("horizon_bars", "1")),
-        )
-        return ref, str(storage)
+        return _model_ref(self.model_name, version, run_id, tags)
 
     def champion(self) -> ModelRef | None:
-        found = self.alias(CHAMPION)
-        return None if found is None else found[0]
+        return self.alias(CHAMPION)
 
     def load_native(self, ref: ModelRef) -> Any:
         """As `MlflowRegistry.load_native`, from the version's local artifact folder."""
-        import yaml
-
         rows = self._query(
             "SELECT storage_location FROM model_versions WHERE name = ? AND version = ? AND workspace = 'default'",
             (self.model_name, int(ref.version)),
         )
         if not rows or not str(rows[0][0]).startswith("file:"):
             raise OperatorError(f"model {self.model_name} version {ref.version}: no local artifact folder")
-        folder = Path(url2pathname(urlparse(str(rows[0][0])).path))
-        flavors = yaml.safe_load((folder / "MLmodel").read_text()).get("flavors", {})
-        calibrated = folder / "artifacts" / CALIBRATED_ARTIFACT
-        if "catboost" not in flavors and calibrated.is_dir():
-            return CalibratedClassifier.load(calibrated)
-        if "catboost" not in flavors:
-            raise OperatorError(f"model {self.model_name} version {ref.version} is neither CatBoost nor calibrated")
-        flavor = flavors["catboost"]
-        if flavor.get("model_type", "CatBoostClassifier") != "CatBoostClassifier":
-            raise OperatorError(f"model {self.model_name} version {ref.version} is a {flavor['model_type']}")
-        model = CatBoostClassifier()
-        model.load_model(str(folder / flavor["data"]), format=flavor.get("save_format", "cbm"))
-        return model
+        return _load_model_folder(Path(url2pathname(urlparse(str(rows[0][0])).path)), ref)
 
 
 def serving_registry(tracking_uri: str, artifact_root: Path | None, model_name: str) -> ChampionSource:
