@@ -23,6 +23,8 @@ class SignalEvent:
     `spread_norm` its trailing norm; volume / volume_norm in the same unit (e.g. quote volume per 5 min);
     volatility = return std over the holding horizon; expected_return = the model's expected remaining
     return of a long (for the EV trail). new_listing: tier 3 of the universe (size x0.3, 120 s max hold).
+    tradeable: False while the serving model has not passed the full promotion gate (e.g. the bootstrap
+    champion): the signal is published but no strategy opens a position on it.
     """
 
     symbol: str
@@ -39,6 +41,7 @@ class SignalEvent:
     volatility: float | None = None
     expected_return: float | None = None
     new_listing: bool = False
+    tradeable: bool = True
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class TradeEvent:
     size: Decimal
     ts: datetime
     aggressor: Side | None = None
+    venue: str = ""  # which broker's market ("" = the engine's default venue)
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class BookEvent:
     bid_size: Decimal
     ask_size: Decimal
     ts: datetime
+    venue: str = ""  # which broker's market ("" = the engine's default venue)
 
 
 @dataclass(frozen=True)
