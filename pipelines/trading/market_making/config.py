@@ -18,6 +18,7 @@ unit: 0.1 suits a price of about 100 (the paper's); a BTC-priced market wants a 
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -75,6 +76,8 @@ class MarketMakingConfig(_Frozen):
     refresh_seconds: float = Field(30.0, gt=0, description="re-quote at least this often")
     refresh_mid_move: float = Field(0.0005, gt=0, description="re-quote when the mid moves this fraction")
     max_book_age_seconds: float = Field(3.0, gt=0, description="an older book pulls the quotes")
+    calibration_window_hours: float = Field(24.0, gt=0, description="nightly fit: trailing hours of trades")
+    params_path: Path | None = Field(None, description="the nightly table (mm_params.json) read at start")
     estimator: EstimatorConfig = EstimatorConfig()
 
     @model_validator(mode="after")

@@ -16,9 +16,9 @@ mid (delta = trade price - mid for a buy, mid - trade price for a sell), not the
 (another well-known pitfall). Trades printed by one taker order (same time, same side) count as ONE
 order reaching the deepest of their prices. Both sides are pooled, so the per-side rate divides the
 count by 2 x elapsed. On a grid of depths from the shallowest observed to the deepest that at least
-`intensity_min_level_orders` orders reach, log lambda(delta_j) is regressed on delta_j by ordinary
-least squares weighted by the counts (Var log count ~ 1/count): slope = -k, intercept = ln A. Depths are in price units, so k is per price unit; a fit
-in ticks gives k per tick (`k_per_price` converts).
+`intensity_min_level_orders` orders reach, log lambda(delta_j) is regressed on delta_j by least
+squares weighted by the counts (Var log count ~ 1/count): slope = -k, intercept = ln A. Depths are in
+price units, so k is per price unit; a fit in ticks gives k per tick (`k_per_price` converts).
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def fit_intensity(
     r2 = 1.0 - float((weights**2 * residual**2).sum()) / total if total > 0 else 0.0
     if not (math.isfinite(slope) and slope < 0):
         return None
-    return IntensityFit(A=float(math.exp(intercept)), k=float(-slope), orders=int(depths.size), levels=int(keep.sum()), r2=r2)
+    a, k = float(math.exp(intercept)), float(-slope)
+    return IntensityFit(A=a, k=k, orders=int(depths.size), levels=int(keep.sum()), r2=r2)
 
 
 class VolatilityEstimator:

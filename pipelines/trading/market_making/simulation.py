@@ -77,7 +77,7 @@ def _hit_probability(cfg: PaperSimulationConfig, delta: np.ndarray) -> np.ndarra
 
 def step_spreads(cfg: PaperSimulationConfig) -> np.ndarray:
     """The inventory strategy's total spread at each step t_j = j dt (independent of q and s)."""
-    steps = int(round(cfg.T / cfg.dt))
+    steps = round(cfg.T / cfg.dt)
     tau = cfg.T - cfg.dt * np.arange(steps)
     return np.array([optimal_spread(cfg.gamma, cfg.sigma, float(t), cfg.k) for t in tau])
 
