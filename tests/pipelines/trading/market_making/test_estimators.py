@@ -41,7 +41,7 @@ def test_fit_recovers_a_and_k_from_poisson_arrivals_within_ten_percent() -> None
     fit = fit_intensity(depths, 60.0)
 
     assert fit is not None
-    assert fit.A == pytest.approx(A, rel=0.10) and fit.k == pytest.approx(K, rel=0.10)
+    assert pytest.approx(A, rel=0.10) == fit.A and fit.k == pytest.approx(K, rel=0.10)
     assert fit.r2 > 0.99
 
 
@@ -56,7 +56,7 @@ def test_online_estimator_recovers_a_and_k_and_refits() -> None:
     fit = estimator.current(60.0)
 
     assert fit.source == "fit"
-    assert fit.A == pytest.approx(A, rel=0.10) and fit.k == pytest.approx(K, rel=0.10)
+    assert pytest.approx(A, rel=0.10) == fit.A and fit.k == pytest.approx(K, rel=0.10)
     # Between refits the last fit stands; after refit_seconds a new window is fitted.
     assert estimator.current(65.0) is fit
     later, lside, lprice = poisson_orders(seed=4, seconds=60.0)
@@ -74,7 +74,7 @@ def test_k_fitted_in_ticks_rescales_to_price_units() -> None:
     assert in_price is not None and in_ticks is not None
     assert in_ticks.k == pytest.approx(in_price.k * tick)
     assert k_per_price(in_ticks.k, tick) == pytest.approx(in_price.k)
-    assert in_ticks.A == pytest.approx(in_price.A)  # A is a rate: the price unit does not enter it
+    assert pytest.approx(in_price.A) == in_ticks.A  # A is a rate: the price unit does not enter it
 
 
 def test_one_taker_order_sweeping_levels_counts_once_at_its_deepest_price() -> None:

@@ -49,7 +49,9 @@ def test_sigma_is_squared_in_both_formulas() -> None:
     skew_3 = 100.0 - reservation_price(100.0, 1.0, 0.1, 3.0, 1.0)
     assert skew_3 == pytest.approx(9 * skew_1)
     arrival = optimal_spread(0.1, 0.0, 1.0, 1.5)
-    assert optimal_spread(0.1, 3.0, 1.0, 1.5) - arrival == pytest.approx(9 * (optimal_spread(0.1, 1.0, 1.0, 1.5) - arrival))
+    assert optimal_spread(0.1, 3.0, 1.0, 1.5) - arrival == pytest.approx(
+        9 * (optimal_spread(0.1, 1.0, 1.0, 1.5) - arrival)
+    )
 
 
 @given(
@@ -146,7 +148,9 @@ def test_quotes_never_cross_and_inventory_never_exceeds_the_cap(
 ) -> None:
     touch = Touch(bid, bid + Decimal("0.01") * width)
     cfg = CFG.model_copy(update={"gamma": gamma})
-    plan = plan_quotes(MARKET, touch, Inventory(position, resting_buy, resting_sell), sigma=sigma, k=k, tau=tau, cfg=cfg)
+    plan = plan_quotes(
+        MARKET, touch, Inventory(position, resting_buy, resting_sell), sigma=sigma, k=k, tau=tau, cfg=cfg
+    )
     cap = plan.clip * cfg.max_inventory_clips
     if plan.bid_price is not None:
         assert plan.bid_size is not None and plan.bid_price < touch.ask  # rests: never crosses the ask

@@ -21,7 +21,9 @@ def test_the_simulation_is_deterministic_for_a_seed() -> None:
 
 def test_average_spread_is_the_closed_form_time_average() -> None:
     # gamma sigma^2 * mean(T - t_j) + (2/gamma) ln(1 + gamma/k), t_j = j dt for j < 200: mean(T - t_j) = 0.5025
-    assert step_spreads(PaperSimulationConfig(gamma=0.1)).mean() == pytest.approx(0.4 * 0.5025 + 20 * 0.0645385211, abs=1e-9)
+    assert step_spreads(PaperSimulationConfig(gamma=0.1)).mean() == pytest.approx(
+        0.4 * 0.5025 + 20 * 0.0645385211, abs=1e-9
+    )
     result = simulate_paper(PaperSimulationConfig(gamma=0.1, paths=50))
     assert result.symmetric.spread == pytest.approx(result.inventory.spread)
 
