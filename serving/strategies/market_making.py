@@ -40,7 +40,7 @@ from pipelines.trading.market_making.model import (
     plan_quotes,
     time_to_horizon,
 )
-from pipelines.trading.orders import TERMINAL_STATES
+from pipelines.trading.orders import TERMINAL_STATES, OrderState
 from serving.engine.events import BookEvent, SignalEvent, TradeEvent
 from serving.engine.strategy import (
     ExecutionStyle,
@@ -82,7 +82,8 @@ class MarketMakingStrategy:
     # ---- engine callbacks ----------------------------------------------------------------------
     def on_start(self, ctx: StrategyContext) -> None:
         if self.cfg.params_path is not None:
-            fit, sigma = params_for(read_mm_params(self.cfg.params_path), self.cfg.symbol, self.cfg.venue or "binance")
+            table = read_mm_params(self.cfg.params_path)
+            fit, sigma = params_for(table, self.cfg.symbol, self.cfg.calibration_venue)
             if fit is not None:
                 self.intensity.set_prior(fit)
             if sigma is not None:
@@ -117,7 +118,9 @@ class MarketMakingStrategy:
             del self.quotes[update.side]
             if update.reason:
                 ctx.record(f"quote {update.state}", update.reason, self.cfg.symbol)
-            self._force = True
+            # Filled or cancelled by the venue: quote again now. Rejected: wait for the next refresh,
+            # so a persistent rejection is retried every refresh_seconds, not on every book.
+            self._force = self._force or update.state is not OrderState.REJECTED
         elif update.remaining < quote.size:
             self.quotes[update.side] = replace(quote, size=update.remaining)
 

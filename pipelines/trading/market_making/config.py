@@ -77,6 +77,7 @@ class MarketMakingConfig(_Frozen):
     refresh_mid_move: float = Field(0.0005, gt=0, description="re-quote when the mid moves this fraction")
     max_book_age_seconds: float = Field(3.0, gt=0, description="an older book pulls the quotes")
     calibration_window_hours: float = Field(24.0, gt=0, description="nightly fit: trailing hours of trades")
+    calibration_venue: str = Field("binance", description="the lake venue whose nightly fit seeds this symbol")
     params_path: Path | None = Field(None, description="the nightly table (mm_params.json) read at start")
     estimator: EstimatorConfig = EstimatorConfig()
 
