@@ -153,12 +153,16 @@ def plan_quotes(
     clip = clip_size(market, touch.mid, cfg)
     q = float(inventory.position / clip)
     r = reservation_price(mid, q, cfg.gamma, sigma, tau)
-    spread = min(max(optimal_spread(cfg.gamma, sigma, tau, k), cfg.min_spread * mid), cfg.max_spread * mid)
+    model_spread = optimal_spread(cfg.gamma, sigma, tau, k)
+    spread = min(max(model_spread, cfg.min_spread * mid), cfg.max_spread * mid)
     cap = clip * cfg.max_inventory_clips
     rebalancing = abs(inventory.position) > cap * to_decimal(cfg.rebalance_fraction)
     bid = _passive_price(market, touch, Side.BUY, r - spread / 2)
     ask = _passive_price(market, touch, Side.SELL, r + spread / 2)
     reasons: list[str] = []
+    if model_spread > cfg.max_spread * mid:
+        # The SPEC 12 pitfall: a k in the wrong unit (per tick, not per price unit) quotes the ceiling.
+        reasons.append(f"model spread {model_spread:.6g} above max_spread x mid: check k ({k:.4g}) is per price unit")
     if rebalancing:
         reasons.append(f"rebalancing: |position| {abs(inventory.position)} > {cfg.rebalance_fraction:.0%} of cap {cap}")
         if inventory.position > 0:

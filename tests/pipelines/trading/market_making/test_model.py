@@ -94,6 +94,7 @@ def test_minimum_and_maximum_spread_clamp_the_model() -> None:
     assert tight.spread == pytest.approx(CFG.min_spread * 100.01)
     wide = plan_quotes(MARKET, touch, Inventory(Decimal(0)), sigma=5.0, k=1e-3, tau=3600.0, cfg=CFG)
     assert wide.spread == pytest.approx(CFG.max_spread * 100.01)
+    assert any("check k" in reason for reason in wide.reasons) and not tight.reasons
 
 
 def test_clip_is_raised_to_the_venue_minimum() -> None:
