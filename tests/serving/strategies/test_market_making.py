@@ -1,37 +1,24 @@
-"""The Avellaneda-Stoikov strategy against a small, honest StrategyContext (the engine is not merged yet).
-
-`BookContext` keeps what an engine would: a clock, one instrument, the latest book, the position, the
-strategy's open orders. `submit` refuses like the risk component would (entries blocked unless the
-intent is an exit, a post-only order that would cross, an order the venue would reject); `cancel`
-only requests (the order rests until `confirm_cancels`, as at a venue); `fill` moves the position and
-reports the fill and the order update back to the strategy, in that order.
-"""
+"""The Avellaneda-Stoikov strategy against a small, honest StrategyContext (`fake_context.BookContext`)."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.trading.instruments import MarketInfo, Side, rejection_reason
+from pipelines.trading.instruments import MarketInfo, Side
 from pipelines.trading.market_making.config import MarketMakingConfig
-from pipelines.trading.orders import Fill, Liquidity, OrderState
+from pipelines.trading.orders import OrderState
 from serving.engine.events import BookEvent, TradeEvent
 from serving.engine.strategy import (
     ExecutionStyle,
-    FillEvent,
-    OpenOrderView,
-    OrderIntent,
     OrderUpdate,
-    PortfolioView,
     Strategy,
-    SubmitResult,
 )
 from serving.strategies.market_making import MarketMakingStrategy, build_market_making
+from tests.serving.strategies.fake_context import BookContext
 
 T0 = datetime(2024, 8, 9, 0, 0, tzinfo=UTC)
 MARKET = MarketInfo(
@@ -48,124 +35,9 @@ CFG = MarketMakingConfig(symbol="ETH/USDT", gamma=0.1, order_notional=Decimal("2
 CAP = Decimal("0.5")
 
 
-class BookContext:
-    def __init__(self) -> None:
-        self.strategy_id = "mm-test"
-        self.clock = T0
-        self.latest: BookEvent | None = None
-        self.pos = Decimal(0)
-        self.orders: dict[str, OpenOrderView] = {}
-        self.cancel_requested: set[str] = set()
-        self.submitted: list[OrderIntent] = []
-        self.refusals: list[str] = []
-        self.records: list[tuple[str, str]] = []
-        self.blocked = ""
-        self._ids = itertools.count(1)
-        self._fills = itertools.count(1)
-
-    # ---- the StrategyContext protocol ----
-    def now(self) -> datetime:
-        return self.clock
-
-    def instrument(self, symbol: str, venue: str = "") -> MarketInfo:
-        assert symbol == MARKET.symbol
-        return MARKET
-
-    def book(self, symbol: str, venue: str = "") -> BookEvent | None:
-        return self.latest
-
-    def portfolio(self) -> PortfolioView:
-        return PortfolioView(self.strategy_id, Decimal(1000), Decimal(1000), Decimal(0), Decimal(0))
-
-    def position(self, symbol: str, venue: str = "") -> Decimal:
-        return self.pos
-
-    def open_orders(self, symbol: str | None = None, venue: str | None = None) -> list[OpenOrderView]:
-        return [o for o in self.orders.values() if symbol is None or o.symbol == symbol]
-
-    def submit(self, intent: OrderIntent) -> SubmitResult:
-        assert intent.style is ExecutionStyle.LIMIT and intent.post_only and intent.price is not None
-        reason = ""
-        if self.blocked and not intent.is_exit:
-            reason = self.blocked
-        elif self.latest is not None and (
-            (intent.side is Side.BUY and intent.price >= self.latest.ask)
-            or (intent.side is Side.SELL and intent.price <= self.latest.bid)
-        ):
-            reason = "post-only order would cross the book"
-        else:
-            reason = rejection_reason(MARKET, intent.price, intent.size) or ""
-        if reason:
-            self.refusals.append(reason)
-            return SubmitResult(accepted=False, reason=reason)
-        order_id = f"o{next(self._ids)}"
-        self.submitted.append(intent)
-        self.orders[order_id] = OpenOrderView(
-            order_id, "", intent.symbol, intent.side, intent.price, intent.size, intent.tag
-        )
-        return SubmitResult(accepted=True, order_id=order_id, size=intent.size)
-
-    def cancel(self, order_id: str, reason: str = "") -> None:
-        if order_id in self.orders:
-            self.cancel_requested.add(order_id)
-
-    def entries_allowed(self, symbol: str | None = None) -> tuple[bool, str]:
-        return (not self.blocked, self.blocked)
-
-    def state(self) -> dict[str, str]:
-        return {}
-
-    def save_state(self, values: Mapping[str, str]) -> None:
-        return None
-
-    def record(self, action: str, reason: str, symbol: str = "") -> None:
-        self.records.append((action, reason))
-
-    def alert(self, kind: str, message: str) -> None:
-        self.records.append((kind, message))
-
-    # ---- what the venue and the engine would do ----
-    def quotes(self) -> dict[Side, OpenOrderView]:
-        """The live orders that are not being cancelled, by side."""
-        return {o.side: o for o in self.orders.values() if o.order_id not in self.cancel_requested}
-
-    def confirm_cancels(self, strategy: MarketMakingStrategy) -> None:
-        for order_id in sorted(self.cancel_requested):
-            order = self.orders.pop(order_id, None)
-            if order is not None:
-                strategy.on_order_update(self, self._update(order, OrderState.CANCELLED, order.remaining))
-        self.cancel_requested.clear()
-
-    def fill(self, strategy: MarketMakingStrategy, order_id: str, size: Decimal | None = None) -> None:
-        order = self.orders[order_id]
-        size = order.remaining if size is None else size
-        self.pos += size if order.side is Side.BUY else -size
-        left = order.remaining - size
-        fill = Fill(f"f{next(self._fills)}", size, order.price or Decimal(0), Decimal(0), Liquidity.MAKER, self.clock)
-        if left > 0:
-            self.orders[order_id] = OpenOrderView(order_id, "", order.symbol, order.side, order.price, left, order.tag)
-        else:
-            del self.orders[order_id]
-            self.cancel_requested.discard(order_id)
-        strategy.on_fill(self, FillEvent(order_id, order_id, "", order.symbol, order.side, fill, order.tag))
-        state = OrderState.PARTIALLY_FILLED if left > 0 else OrderState.FILLED
-        strategy.on_order_update(self, self._update(order, state, left))
-
-    def _update(self, order: OpenOrderView, state: OrderState, remaining: Decimal) -> OrderUpdate:
-        filled = Decimal(0)
-        return OrderUpdate(
-            order.order_id, order.order_id, "", order.symbol, order.side, state, filled, remaining, self.clock
-        )
-
-    def send_book(self, strategy: MarketMakingStrategy, bid: str, ask: str, after: float = 0.1) -> None:
-        self.clock += timedelta(seconds=after)
-        self.latest = BookEvent("ETH/USDT", Decimal(bid), Decimal(ask), Decimal(5), Decimal(5), self.clock)
-        strategy.on_book(self, self.latest)
-
-
 def started() -> tuple[MarketMakingStrategy, BookContext]:
     strategy = MarketMakingStrategy("mm-test", CFG)
-    ctx = BookContext()
+    ctx = BookContext(MARKET, T0)
     strategy.on_start(ctx)
     return strategy, ctx
 
@@ -327,5 +199,5 @@ def test_the_nightly_table_seeds_the_estimators(tmp_path) -> None:  # type: igno
     path = tmp_path / "mm_params.json"
     path.write_text(json.dumps({"params": {"binance/ETH/USDT": {"A": 4.0, "k": 2.5, "sigma": 0.3, "orders": 900}}}))
     strategy = MarketMakingStrategy("mm-test", CFG.model_copy(update={"params_path": path}))
-    strategy.on_start(BookContext())
+    strategy.on_start(BookContext(MARKET, T0))
     assert strategy.intensity.current(0.0).k == 2.5 and strategy.vol.prior == 0.3
