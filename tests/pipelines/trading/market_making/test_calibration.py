@@ -85,3 +85,16 @@ def test_nightly_fit_on_the_recorded_binance_capture(shared_data: Path, tmp_path
     # dollars, and depths of a few dollars (k per USD well below 1: a mis-scaled k would be ~1e4).
     assert row["orders"] > 1000 and row["r2"] > 0.5
     assert 0.5 < row["sigma"] < 50 and 0.01 < row["k"] < 5 and row["A"] > 0.1
+
+
+def test_cli_calibrate_runs_the_nightly_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from pipelines.cli import main
+
+    monkeypatch.setenv("ALPHATIDE_HOME", str(tmp_path))
+    synthetic_lake(load_settings({}, home=tmp_path).lake_dir, seconds=600)
+    assert main(["mm", "calibrate"]) == 0
+    assert json.loads(capsys.readouterr().out)["fitted"] == ["binance/ETH/USDT"]
