@@ -167,6 +167,7 @@ class MarketMakingStrategy:
         assert self._book is not None
         touch = Touch(self._book.bid, self._book.ask)
         mid = float(touch.mid)
+        self._force = self._force or self._entry_quote_resting_while_blocked(ctx)
         if not (self._force or needs_refresh(self._last_mid, self._last_at, mid, now, self.cfg)):
             return
         self._force = False
@@ -208,21 +209,28 @@ class MarketMakingStrategy:
         for side in Side:
             price, size = _side(plan_keep, side)
             current = self.quotes.get(side)
-            if current is not None and price == current.price and size == current.size:
+            blocked = not allowed and not _reduces(side, size, position)
+            if current is not None and not blocked and price == current.price and size == current.size:
                 continue  # unchanged: leave it resting
             if current is not None:
-                ctx.cancel(current.order_id, "re-quote")
+                ctx.cancel(current.order_id, "re-quote" if not blocked else f"entries not allowed: {why}")
                 del self.quotes[side]
             price, size = _side(plan_new, side)
             if price is None or size is None:
                 continue
-            reduces = (side is Side.SELL and position >= size) or (side is Side.BUY and -position >= size)
-            if not reduces and not allowed:
+            if not allowed and not _reduces(side, size, position):
                 ctx.record("no quote", f"{side} side: entries not allowed: {why}", self.cfg.symbol)
                 continue
-            self._submit(ctx, side, price, size, reduces)
+            self._submit(ctx, side, price, size, _reduces(side, size, position))
         if plan_keep.reasons:
             ctx.record("quote", "; ".join(plan_keep.reasons), self.cfg.symbol)
+
+    def _entry_quote_resting_while_blocked(self, ctx: StrategyContext) -> bool:
+        """A quote that adds inventory is resting while the risk component refuses entries."""
+        if not self.quotes or ctx.entries_allowed(self.cfg.symbol)[0]:
+            return False
+        position = ctx.position(self.cfg.symbol, self.cfg.venue)
+        return any(not _reduces(q.side, q.size, position) for q in self.quotes.values())
 
     def _submit(self, ctx: StrategyContext, side: Side, price: Decimal, size: Decimal, reduces: bool) -> None:
         intent = OrderIntent(
@@ -241,6 +249,13 @@ class MarketMakingStrategy:
             ctx.record("quote refused", f"{side} {size} @ {price}: {result.reason}", self.cfg.symbol)
             return
         self.quotes[side] = _Quote(result.order_id, side, price, result.size or size)
+
+
+def _reduces(side: Side, size: Decimal | None, position: Decimal) -> bool:
+    """A quote that can only bring the inventory towards zero (an exit for the risk component)."""
+    if size is None:
+        return False
+    return (side is Side.SELL and position >= size) or (side is Side.BUY and -position >= size)
 
 
 def _side(plan: QuotePlan, side: Side) -> tuple[Decimal | None, Decimal | None]:

@@ -201,3 +201,14 @@ def test_the_nightly_table_seeds_the_estimators(tmp_path) -> None:  # type: igno
     strategy = MarketMakingStrategy("mm-test", CFG.model_copy(update={"params_path": path}))
     strategy.on_start(BookContext(MARKET, T0))
     assert strategy.intensity.current(0.0).k == 2.5 and strategy.vol.prior == 0.3
+
+
+def test_a_kill_switch_firing_mid_quote_pulls_the_entry_side_at_once() -> None:
+    strategy, ctx = started()
+    ctx.pos = Decimal("0.1")
+    ctx.send_book(strategy, "150.00", "150.10")
+    bid, ask = ctx.quotes()[Side.BUY], ctx.quotes()[Side.SELL]
+    ctx.blocked = "max drawdown: halt"
+    strategy.on_timer(ctx, ctx.clock + timedelta(seconds=1))  # no refresh is due, the block is enough
+    assert bid.order_id in ctx.cancel_requested
+    assert ask.order_id not in ctx.cancel_requested  # selling 0.1 of a 0.1 long only reduces
