@@ -124,8 +124,9 @@ class VolatilityEstimator:
             self._started = t
         elif t >= self._last[0]:
             change = (mid - self._last[1]) ** 2
-            self._changes.append((t, change))
-            self._sum_sq += change
+            if change > 0:  # an unchanged mid adds nothing to the sum; elapsed time still counts
+                self._changes.append((t, change))
+                self._sum_sq += change
         else:
             return  # out of order: ignore rather than rewrite history
         self._last = (t, mid)
