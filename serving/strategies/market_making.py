@@ -135,6 +135,23 @@ class MarketMakingStrategy:
     def on_stop(self, ctx: StrategyContext) -> None:
         self._pull(ctx, "strategy stopping")
 
+    def snapshot(self) -> dict[str, Any]:
+        """What a status endpoint or Prometheus gauge shows: the last plan and the live quotes."""
+        plan = self.last_plan
+        return {
+            "symbol": self.cfg.symbol,
+            "quoting": bool(self.quotes),
+            "pulled_reason": self.pulled_reason,
+            "q_clips": plan.q if plan else None,
+            "reservation": plan.reservation if plan else None,
+            "spread": plan.spread if plan else None,
+            "rebalancing": plan.rebalancing if plan else False,
+            "quotes": {side.value: {"price": str(q.price), "size": str(q.size)} for side, q in self.quotes.items()},
+            "k": self.intensity.current_fit.k,
+            "A": self.intensity.current_fit.A,
+            "k_source": self.intensity.current_fit.source,
+        }
+
     # ---- quoting -------------------------------------------------------------------------------
     def _mine(self, symbol: str, venue: str) -> bool:
         return symbol == self.cfg.symbol and venue == self.cfg.venue

@@ -182,6 +182,11 @@ class IntensityEstimator:
             depth = max(depth, last[2])
         self._orders.append((t, side, depth))
 
+    @property
+    def current_fit(self) -> IntensityFit:
+        """The fit in force, without refitting."""
+        return self._fit
+
     def current(self, now: float) -> IntensityFit:
         due = self._fitted_at is None or now - self._fitted_at >= self.cfg.refit_seconds
         if due:

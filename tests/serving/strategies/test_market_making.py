@@ -212,3 +212,12 @@ def test_a_kill_switch_firing_mid_quote_pulls_the_entry_side_at_once() -> None:
     strategy.on_timer(ctx, ctx.clock + timedelta(seconds=1))  # no refresh is due, the block is enough
     assert bid.order_id in ctx.cancel_requested
     assert ask.order_id not in ctx.cancel_requested  # selling 0.1 of a 0.1 long only reduces
+
+
+def test_snapshot_reports_inventory_spread_and_quotes() -> None:
+    strategy, ctx = started()
+    assert strategy.snapshot()["quoting"] is False and strategy.snapshot()["pulled_reason"] == "no book yet"
+    ctx.send_book(strategy, "150.00", "150.10")
+    snap = strategy.snapshot()
+    assert snap["quoting"] and set(snap["quotes"]) == {"buy", "sell"} and snap["q_clips"] == 0.0
+    assert snap["spread"] > 0 and snap["k_source"] == "prior"
