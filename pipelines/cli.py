@@ -14,6 +14,7 @@ from pathlib import Path
 from pipelines import cli_marketdata, cli_models
 from pipelines.config import Settings, load_settings
 from pipelines.errors import AlphatideError
+from pipelines.trading.market_making import cli as cli_mm
 
 log = logging.getLogger("alphatide")
 
@@ -87,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("settings", help="print the validated settings as JSON (secrets hidden)")
     cli_marketdata.register(sub)
     cli_models.register(sub)
+    cli_mm.register(sub)
     args = parser.parse_args(argv)
     # MLflow's per-file download bars drown the chain's own output; the chain's children inherit this.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -108,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_marketdata.run(args, settings)
         elif args.command in cli_models.COMMANDS:
             return cli_models.run(args, settings)
+        elif args.command in cli_mm.COMMANDS:
+            return cli_mm.run(args, settings)
     except AlphatideError as exc:
         print(f"alphatide: {exc}", file=sys.stderr)
         return 2
