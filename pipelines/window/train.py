@@ -107,10 +107,11 @@ def train_window_model(
     evaluation = evaluate_walk_forward(dataset, cfg, promotion)
     if registry is None:
         last = classification_metrics(evaluation.last_test[LABEL].to_numpy(), _last_p(evaluation))
-        return WindowTrainResult(evaluation, window_gate(last, None, promotion), None, None)
+        decision = window_gate(last, None, promotion, open_accuracy=evaluation.open_accuracy)
+        return WindowTrainResult(evaluation, decision, None, None)
     champion = _champion_metrics(registry, evaluation)
     last = classification_metrics(evaluation.last_test[LABEL].to_numpy(), _last_p(evaluation))
-    decision = window_gate(last, champion, promotion)
+    decision = window_gate(last, champion, promotion, open_accuracy=evaluation.open_accuracy)
     run_id, version = _register(registry, evaluation, cfg, {"timeframe": timeframe, **(tags or {})})
     if decision.promote:
         registry.set_alias(version.version, CHAMPION)
