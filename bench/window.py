@@ -66,8 +66,9 @@ def simulate(oos: pl.DataFrame, noise: float, seed: int, cfg: WindowTradingConfi
             day, pnl_day = ts.date(), Decimal(0)
         up_mid = Decimal(f"{mid:.2f}")
         asks = {Outcome.UP: up_mid + HALF_SPREAD, Outcome.DOWN: Decimal(1) - up_mid + HALF_SPREAD}
-        decision = decide_entry(float(p_up), asks[Outcome.UP], asks[Outcome.DOWN], 300.0, cfg, pnl_today=pnl_day,
-                                fee_rate=FEE_RATE)
+        decision = decide_entry(
+            float(p_up), asks[Outcome.UP], asks[Outcome.DOWN], 300.0, cfg, pnl_today=pnl_day, fee_rate=FEE_RATE
+        )
         if decision.entry is None:
             continue
         entry, before = decision.entry, ledger.cash
@@ -127,8 +128,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "load_avg_before": [round(x, 2) for x in load_before],
         "load_avg_after": [round(x, 2) for x in os.getloadavg()],
     }
-    print(f"load average {out['load_avg_before']} -> {out['load_avg_after']}; "
-          f"wall {out['wall_s']} s, CPU {out['cpu_s']} s (training: wall {train_wall:.1f} s, CPU {train_cpu:.1f} s)")
+    print(
+        f"load average {out['load_avg_before']} -> {out['load_avg_after']}; "
+        f"wall {out['wall_s']} s, CPU {out['cpu_s']} s (training: wall {train_wall:.1f} s, CPU {train_cpu:.1f} s)"
+    )
     publish("window", out)
     return out
 

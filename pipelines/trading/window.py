@@ -76,9 +76,7 @@ class WindowMMConfig(_Frozen):
         return self
 
 
-def kelly_stake_fraction(
-    p: float, price: Decimal, cfg: WindowTradingConfig, fee_rate: Decimal = Decimal(0)
-) -> Decimal:
+def kelly_stake_fraction(p: float, price: Decimal, cfg: WindowTradingConfig, fee_rate: Decimal = Decimal(0)) -> Decimal:
     """Quarter-Kelly share of the bankroll (exact Decimal) for buying at `price` with probability `p`.
 
     Zero without edge. The fee (fee fraction of notional x price, per share) is taken off the edge.
@@ -147,7 +145,9 @@ def decide_entry(
     if fraction <= 0:
         return WindowDecision(None, f"no edge: p_up {p_up:.3f}, asks up {up_ask} down {down_ask}")
     stake = min(cfg.bankroll * fraction, cfg.max_trade, budget)
-    size = ((stake / ask / cfg.size_step).to_integral_value(rounding=ROUND_FLOOR) * cfg.size_step).quantize(cfg.size_step)
+    size = ((stake / ask / cfg.size_step).to_integral_value(rounding=ROUND_FLOOR) * cfg.size_step).quantize(
+        cfg.size_step
+    )
     if size <= 0 or size < min_size:
         return WindowDecision(None, f"size {size} below the venue minimum {min_size}")
     entry = WindowEntry(outcome, ask, size, p - float(ask), float(fraction), ask * size)

@@ -51,6 +51,15 @@ def effective_fee_fraction(price: Decimal, rate: Decimal, exponent: int) -> Deci
     return rate * (price * (Decimal(1) - price)) ** exponent
 
 
+def peak_fee_rate(taker_fee: Decimal, exponent: int) -> Decimal:
+    """The venue's base fee rate from a window market's `MarketInfo.taker_fee`, its peak fee fraction.
+
+    Window-market instruments report as `taker_fee` the fee fraction at price 0.5 (rate x 0.25^exp),
+    the most they charge; this turns it back into the curve's rate.
+    """
+    return taker_fee / (Decimal("0.25") ** exponent) if exponent else taker_fee
+
+
 @dataclass
 class TokenLedger:
     """Outcome-token balances and USDC cash as the venue keeps them, fees included (mutable)."""

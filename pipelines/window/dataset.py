@@ -32,7 +32,9 @@ def _window_expr(ts: pl.Expr, window_us: int) -> pl.Expr:
     return pl.from_epoch(epoch - epoch % window_us, time_unit="us").dt.replace_time_zone("UTC")
 
 
-def window_labels(candles: pl.DataFrame, timeframe: str, window_s: int = DEFAULT_PARAMS.window_market_s) -> pl.DataFrame:
+def window_labels(
+    candles: pl.DataFrame, timeframe: str, window_s: int = DEFAULT_PARAMS.window_market_s
+) -> pl.DataFrame:
     """One row per complete window: symbol, window_start, window_open, window_close, up (1/0), bars.
 
     Raises ValueError when the bars do not tile the window (e.g. 1h bars for 5-minute windows).
@@ -107,7 +109,11 @@ def window_dataset(
         return rows
     prices = market_prices.select("symbol", "ts", pl.col("price_up").alias("market_price")).sort("ts")
     joined = rows.join_asof(
-        prices.with_columns(pl.col("ts").alias("_price_ts")), on="ts", by="symbol", strategy="backward", check_sortedness=False
+        prices.with_columns(pl.col("ts").alias("_price_ts")),
+        on="ts",
+        by="symbol",
+        strategy="backward",
+        check_sortedness=False,
     )
     in_window = pl.col("_price_ts") >= pl.col("window_start")
     return joined.with_columns(pl.when(in_window).then(pl.col("market_price")).alias("market_price")).drop("_price_ts")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -126,13 +126,17 @@ def _matrix(frame: pl.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
     return frame.select(columns).to_numpy().astype(np.float64)
 
 
-def fit_calibrated(train: pl.DataFrame, columns: tuple[str, ...], cfg: WindowModelConfig) -> tuple[CalibratedClassifier[Any], str]:
+def fit_calibrated(
+    train: pl.DataFrame, columns: tuple[str, ...], cfg: WindowModelConfig
+) -> tuple[CalibratedClassifier[Any], str]:
     """CatBoost on the earlier part of `train` (time-ordered), calibrated on its latest share."""
     ordered = train.sort("ts")
     cut = int(ordered.height * (1.0 - cfg.calibration_share))
     fit_part, cal_part = ordered.slice(0, cut), ordered.slice(cut)
     model_cfg, params = cfg.catboost()
-    model = _fit_catboost(_matrix(fit_part, columns), fit_part[LABEL].to_numpy(), columns, params, model_cfg, cfg.threads)
+    model = _fit_catboost(
+        _matrix(fit_part, columns), fit_part[LABEL].to_numpy(), columns, params, model_cfg, cfg.threads
+    )
     p_cal = model.predict_proba(_matrix(cal_part, columns))[:, 1]
     calibrator, _ = fit_calibrator(p_cal, cal_part[LABEL].to_numpy())
     return CalibratedClassifier(model, calibrator, columns), calibrator.method
@@ -153,9 +157,11 @@ def brier_skill(p: np.ndarray, y: np.ndarray, reference: np.ndarray) -> float:
 
 def _plan(dataset: pl.DataFrame, cfg: WindowModelConfig) -> tuple[tuple[Window, ...], tuple[str, ...]]:
     start, end = dataset["ts"].min(), dataset["ts"].max()
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        raise ValueError("the window dataset has no scoring rows")
     plan = plan_windows(
-        start,  # type: ignore[arg-type]
-        end + timedelta(seconds=1),  # type: ignore[operator]
+        start,
+        end + timedelta(seconds=1),
         folds=cfg.folds,
         train_span=timedelta(days=cfg.train_days),
         test_span=timedelta(days=cfg.test_days),
@@ -168,7 +174,10 @@ def _plan(dataset: pl.DataFrame, cfg: WindowModelConfig) -> tuple[tuple[Window, 
 
 
 def evaluate_walk_forward(
-    dataset: pl.DataFrame, cfg: WindowModelConfig, promotion: PromotionConfig, columns: tuple[str, ...] = WINDOW_FEATURES
+    dataset: pl.DataFrame,
+    cfg: WindowModelConfig,
+    promotion: PromotionConfig,
+    columns: tuple[str, ...] = WINDOW_FEATURES,
 ) -> WindowEvaluation:
     """Walk-forward train/calibrate/score of `window_dataset` rows; see the module docstring."""
     windows, notes = _plan(dataset, cfg)

@@ -66,7 +66,12 @@ def _register(
         FoldRun(
             name=f"fold_{f.window.index}",
             params={"train_rows": f.train_rows, "test_rows": f.test_rows, "calibration": f.calibration},
-            metrics={"brier": f.metrics.brier, "ece": f.metrics.ece, "auc": f.metrics.auc, "accuracy": f.metrics.accuracy},
+            metrics={
+                "brier": f.metrics.brier,
+                "ece": f.metrics.ece,
+                "auc": f.metrics.auc,
+                "accuracy": f.metrics.accuracy,
+            },
             tags={"test_window": f"{f.window.test_start:%Y-%m-%d %H:%M} to {f.window.test_end:%Y-%m-%d %H:%M}"},
         )
         for f in evaluation.folds

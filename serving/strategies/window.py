@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipelines.domain.window_market import Outcome, outcome_handle, seconds_left, window_start_s
 from pipelines.trading.instruments import Side
 from pipelines.trading.window import WindowTradingConfig, decide_entry, resolve, settle
+from pipelines.trading.window_fees import peak_fee_rate
 from serving.engine.events import BookEvent, SignalEvent, TradeEvent
 from serving.engine.strategy import (
     ExecutionStyle,
@@ -64,15 +65,6 @@ class WindowPosition:
     entries: int = 0
 
 
-def peak_fee_rate(taker_fee: Decimal, exponent: int) -> Decimal:
-    """The venue's base fee rate from a window market's `MarketInfo.taker_fee`, its peak fee fraction.
-
-    Window-market instruments report as `taker_fee` the fee fraction at price 0.5 (rate x 0.25^exp),
-    the most they charge; this turns it back into the curve's rate.
-    """
-    return taker_fee / (Decimal("0.25") ** exponent) if exponent else taker_fee
-
-
 class WindowDirectionalStrategy:
     def __init__(self, strategy_id: str, cfg: WindowDirectionalConfig) -> None:
         self.strategy_id = strategy_id
@@ -99,7 +91,11 @@ class WindowDirectionalStrategy:
 
     def _save(self, ctx: StrategyContext) -> None:
         positions = {
-            str(s): {"shares": {k.value: str(v) for k, v in p.shares.items()}, "cost": str(p.cost), "entries": p.entries}
+            str(s): {
+                "shares": {k.value: str(v) for k, v in p.shares.items()},
+                "cost": str(p.cost),
+                "entries": p.entries,
+            }
             for s, p in self.positions.items()
         }
         ctx.save_state({"pnl_day": self.pnl_day, "pnl_today": str(self.pnl_today), "positions": json.dumps(positions)})
@@ -183,7 +179,9 @@ class WindowDirectionalStrategy:
             return
         self._submit(ctx, start, decision.entry.outcome, decision.entry.price, decision.entry.size, decision.reason)
 
-    def _submit(self, ctx: StrategyContext, start: int, outcome: Outcome, price: Decimal, size: Decimal, why: str) -> None:
+    def _submit(
+        self, ctx: StrategyContext, start: int, outcome: Outcome, price: Decimal, size: Decimal, why: str
+    ) -> None:
         symbol = outcome_handle(start, outcome)
         intent = OrderIntent(
             symbol=symbol,
@@ -234,7 +232,9 @@ def _parse_handle(handle: str) -> tuple[int, Outcome]:
     return int(market.rsplit("_", 1)[1]), Outcome(label.capitalize())
 
 
-def build_window_directional(strategy_id: str, cfg: WindowDirectionalConfig | Mapping[str, Any] | None = None) -> WindowDirectionalStrategy:
+def build_window_directional(
+    strategy_id: str, cfg: WindowDirectionalConfig | Mapping[str, Any] | None = None
+) -> WindowDirectionalStrategy:
     """The factory the engine's strategy registry calls."""
     config = cfg if isinstance(cfg, WindowDirectionalConfig) else WindowDirectionalConfig.model_validate(cfg or {})
     return WindowDirectionalStrategy(strategy_id, config)

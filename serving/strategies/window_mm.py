@@ -111,7 +111,9 @@ class WindowMarketMaker:
             return
         assert self.signal is not None
         market = ctx.instrument(handles[Outcome.UP], self.cfg.venue)
-        inventory = ctx.position(handles[Outcome.UP], self.cfg.venue) - ctx.position(handles[Outcome.DOWN], self.cfg.venue)
+        inventory = ctx.position(handles[Outcome.UP], self.cfg.venue) - ctx.position(
+            handles[Outcome.DOWN], self.cfg.venue
+        )
         quotes = window_quotes(
             self.signal.p_up, inventory, left, market.tick_size, mm, size_step=market.lot_size, min_size=market.min_size
         )
@@ -129,7 +131,10 @@ class WindowMarketMaker:
         keep = [
             o
             for o in resting
-            if quote is not None and o.price is not None and abs(o.price - quote.price) < threshold and o.remaining == quote.size
+            if quote is not None
+            and o.price is not None
+            and abs(o.price - quote.price) < threshold
+            and o.remaining == quote.size
         ][:1]
         self._cancel(ctx, [o for o in resting if o not in keep], "requote")
         if keep or quote is None:
@@ -157,4 +162,3 @@ def build_window_mm(strategy_id: str, cfg: WindowMakerConfig | Mapping[str, Any]
     """The factory the engine's strategy registry calls."""
     config = cfg if isinstance(cfg, WindowMakerConfig) else WindowMakerConfig.model_validate(cfg or {})
     return WindowMarketMaker(strategy_id, config)
-

@@ -144,7 +144,9 @@ class FakePolymarketVenue:
     def window(self, start: int) -> Window:
         with self.lock:
             if start not in self.windows:
-                up, down = (str(int(hashlib.sha256(f"{start}:{o}".encode()).hexdigest(), 16))[:40] for o in ("up", "down"))
+                up, down = (
+                    str(int(hashlib.sha256(f"{start}:{o}".encode()).hexdigest(), 16))[:40] for o in ("up", "down")
+                )
                 w = Window(start, up, down)
                 d = Decimal
                 w.books[up] = {"bids": [[d("0.48"), d(100)]], "asks": [[d("0.52"), d(100)]]}
@@ -163,7 +165,10 @@ class FakePolymarketVenue:
         with self.lock:
             w = self._window_of(token_id)
             assert w is not None, f"unknown token {token_id}"
-            w.books[token_id] = {"bids": [[_dec(p), _dec(s)] for p, s in bids], "asks": [[_dec(p), _dec(s)] for p, s in asks]}
+            w.books[token_id] = {
+                "bids": [[_dec(p), _dec(s)] for p, s in bids],
+                "asks": [[_dec(p), _dec(s)] for p, s in asks],
+            }
 
     def set_fee(self, start: int, bps: int) -> None:
         self.window(start).base_fee_bps = bps
@@ -185,7 +190,9 @@ class FakePolymarketVenue:
                 self.tokens.pop(w.down if up else w.up, None)
 
     # ---- request dispatch ---------------------------------------------------------------------
-    def handle(self, method: str, path: str, query: dict[str, Any], body: str, headers: dict[str, str]) -> tuple[int, Any]:
+    def handle(
+        self, method: str, path: str, query: dict[str, Any], body: str, headers: dict[str, str]
+    ) -> tuple[int, Any]:
         with self.lock:
             self.requests.append((method, path))
             self._resolve_due()
@@ -249,8 +256,17 @@ class FakePolymarketVenue:
             "feesEnabled": True,
             "umaResolutionStatus": "resolved" if closed else None,
         }
-        return {"id": str(w.start), "slug": slug, "title": market["question"], "startDate": start, "endDate": end,
-                "active": True, "closed": closed, "markets": [market], "tags": [{"label": "Crypto", "slug": "crypto"}]}
+        return {
+            "id": str(w.start),
+            "slug": slug,
+            "title": market["question"],
+            "startDate": start,
+            "endDate": end,
+            "active": True,
+            "closed": closed,
+            "markets": [market],
+            "tags": [{"label": "Crypto", "slug": "crypto"}],
+        }
 
     def _book(self, query: dict[str, Any]) -> tuple[int, Any]:
         w = self._window_of(str(query.get("token_id")))
@@ -262,8 +278,16 @@ class FakePolymarketVenue:
             "bids": [{"price": str(p), "size": str(s)} for p, s in sorted(book["bids"])],
             "asks": [{"price": str(p), "size": str(s)} for p, s in sorted(book["asks"], reverse=True)],
         }
-        return 200, {"market": "", "asset_id": query["token_id"], "timestamp": str(int(self.clock() * 1000)),
-                     "hash": "0", **levels, "min_order_size": "5", "tick_size": str(w.tick), "neg_risk": False}
+        return 200, {
+            "market": "",
+            "asset_id": query["token_id"],
+            "timestamp": str(int(self.clock() * 1000)),
+            "hash": "0",
+            **levels,
+            "min_order_size": "5",
+            "tick_size": str(w.tick),
+            "neg_risk": False,
+        }
 
     def _fee(self, query: dict[str, Any]) -> tuple[int, Any]:
         w = self._window_of(str(query.get("token_id")))
@@ -314,9 +338,18 @@ class FakePolymarketVenue:
         return 404, {"error": f"no clob route {method} {rest}"}
 
     def _order_json(self, o: FakeOrder) -> dict[str, Any]:
-        return {"id": o.order_id, "status": o.status, "asset_id": o.token_id, "side": o.side, "price": str(o.price),
-                "original_size": str(o.size), "size_matched": str(o.matched), "created_at": o.created_s,
-                "owner": o.owner, "order_type": "GTC"}
+        return {
+            "id": o.order_id,
+            "status": o.status,
+            "asset_id": o.token_id,
+            "side": o.side,
+            "price": str(o.price),
+            "original_size": str(o.size),
+            "size_matched": str(o.matched),
+            "created_at": o.created_s,
+            "owner": o.owner,
+            "order_type": "GTC",
+        }
 
     def _place(self, body: dict[str, Any]) -> tuple[int, Any]:
         signed = body.get("order", {})
@@ -339,7 +372,9 @@ class FakePolymarketVenue:
         crosses = self._crossing(w, token, side, price)
         if body.get("postOnly") and crosses:
             return 400, {"error": "invalid post-only order: order crosses book", "success": False}
-        order = FakeOrder(f"0x{next(self._ids):064x}", token, side, price, size, str(body.get("owner")), int(self.clock()))
+        order = FakeOrder(
+            f"0x{next(self._ids):064x}", token, side, price, size, str(body.get("owner")), int(self.clock())
+        )
         self.orders[order.order_id] = order
         self._lock(order)
         self._take(w, order)
@@ -389,17 +424,36 @@ class FakePolymarketVenue:
             self.usdc += qty * price - fee_usdc.quantize(Decimal("0.000001"), rounding=ROUND_CEILING)
         trade_id = f"t{next(self._ids)}"
         ts = int(self.clock())
-        self.my_trades.append({"id": trade_id, "taker_order_id": o.order_id if taker else "", "asset_id": o.token_id,
-                               "side": o.side, "price": str(price), "size": str(qty), "match_time": str(ts),
-                               "trader_side": "TAKER" if taker else "MAKER", "fee_rate_bps": str(w.base_fee_bps if taker else 0),
-                               "maker_orders": [] if taker else [{"order_id": o.order_id}], "status": "MATCHED"})
+        self.my_trades.append(
+            {
+                "id": trade_id,
+                "taker_order_id": o.order_id if taker else "",
+                "asset_id": o.token_id,
+                "side": o.side,
+                "price": str(price),
+                "size": str(qty),
+                "match_time": str(ts),
+                "trader_side": "TAKER" if taker else "MAKER",
+                "fee_rate_bps": str(w.base_fee_bps if taker else 0),
+                "maker_orders": [] if taker else [{"order_id": o.order_id}],
+                "status": "MATCHED",
+            }
+        )
         self._print(w, o.token_id, price, qty, o.side if taker else ("SELL" if o.side == "BUY" else "BUY"))
 
     def _print(self, w: Window, token: str, price: Decimal, size: Decimal, aggressor: str) -> None:
         condition = "0x" + hashlib.sha256(f"btc-updown-5m-{w.start}".encode()).hexdigest()
-        self.public_trades.append({"asset": token, "conditionId": condition, "price": float(price), "size": float(size),
-                                   "side": aggressor, "timestamp": int(self.clock()),
-                                   "transactionHash": f"0x{next(self._ids):064x}"})
+        self.public_trades.append(
+            {
+                "asset": token,
+                "conditionId": condition,
+                "price": float(price),
+                "size": float(size),
+                "side": aggressor,
+                "timestamp": int(self.clock()),
+                "transactionHash": f"0x{next(self._ids):064x}",
+            }
+        )
 
     def trade(self, token_id: str, price: str, size: str) -> None:
         """Another participant's aggressive trade printing `size` at `price`: fills our resting orders."""

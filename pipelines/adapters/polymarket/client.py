@@ -141,7 +141,11 @@ class PolymarketWindowVenue:
         for attempt in range(self.settings.max_retries + 1):
             try:
                 return await fn(*args, **kwargs)
-            except (ccxt_prediction.RateLimitExceeded, ccxt_prediction.DDoSProtection, ccxt_prediction.NetworkError) as exc:
+            except (
+                ccxt_prediction.RateLimitExceeded,
+                ccxt_prediction.DDoSProtection,
+                ccxt_prediction.NetworkError,
+            ) as exc:
                 if _is_client_error(exc):
                     raise VenueRefusedError(f"polymarket {what} refused: {exc}", "InvalidOrder") from exc
                 if attempt == self.settings.max_retries:

@@ -11,6 +11,7 @@ from pipelines.domain.window_market import (
     BookSide,
     Outcome,
     OutcomeBook,
+    OutcomeFee,
     OutcomeOrder,
     OutcomeToken,
     OutcomeTrade,
@@ -19,6 +20,7 @@ from pipelines.domain.window_market import (
     window_bounds,
 )
 from pipelines.errors import OperatorError
+from pipelines.trading.instruments import MarketInfo
 
 
 def dec(value: Any, name: str = "value") -> Decimal:
@@ -102,4 +104,24 @@ def order_from_ccxt(order: Mapping[str, Any]) -> OutcomeOrder:
         size=dec(order.get("amount") or 0),
         filled=dec(order.get("filled") or 0),
         status=str(order.get("status")),
+    )
+
+
+def market_info(window: WindowMarket, outcome: Outcome, fee: OutcomeFee, tick: Decimal, exponent: int) -> MarketInfo:
+    """The engine's `MarketInfo` of one outcome token (what a broker over this venue reports).
+
+    `taker_fee` is the market's peak fee fraction (at price 0.5): rate x 0.25^exponent, the most a taker
+    pays; strategies recover the curve's rate from it (`pipelines.trading.window_fees.peak_fee_rate`).
+    Makers pay nothing. Sizes are in shares (2 decimals), the minimum is the market's `orderMinSize`.
+    """
+    token = window.token(outcome)
+    return MarketInfo(
+        symbol=token.handle,
+        venue_symbol_id=token.token_id,
+        tick_size=tick,
+        lot_size=Decimal("0.01"),
+        min_notional=Decimal(0),
+        maker_fee=Decimal(0),
+        taker_fee=fee.rate * Decimal("0.25") ** exponent,
+        min_size=window.min_size,
     )

@@ -14,8 +14,9 @@ from pydantic import SecretStr
 
 from pipelines.adapters.polymarket import PolymarketWindowVenue, VenueSettings
 from pipelines.adapters.polymarket.client import VenueRefusedError
+from pipelines.adapters.polymarket.parse import market_info
 from pipelines.domain.window_market import Outcome, outcome_handle
-from pipelines.trading.window_fees import TokenLedger
+from pipelines.trading.window_fees import TokenLedger, peak_fee_rate
 from tests.fakes.polymarket_venue import FakePolymarketVenue
 
 T0 = 1_700_000_100  # a window start (multiple of 300)
@@ -60,7 +61,12 @@ def test_discovers_the_current_and_next_window(fake: FakePolymarketVenue, clocks
             assert current.start.timestamp() == T0 and current.end.timestamp() == T0 + 300
             assert current.up.handle == outcome_handle(T0, Outcome.UP)
             assert current.up.token_id == fake.window(T0).up and current.down.token_id == fake.window(T0).down
-            assert (current.tick_size, current.min_size, current.active, current.resolved) == (D("0.01"), D(5), True, False)
+            assert (current.tick_size, current.min_size, current.active, current.resolved) == (
+                D("0.01"),
+                D(5),
+                True,
+                False,
+            )
             assert await venue.window(T0 + 600) is None  # not listed yet
 
     asyncio.run(scenario())
@@ -76,7 +82,17 @@ def test_reads_books_trades_and_the_fee_per_market(fake: FakePolymarketVenue, cl
             book = await venue.order_book(current.up.token_id)
             assert [(b.price, b.size) for b in book.bids] == [(D("0.48"), D(100)), (D("0.47"), D(50))]
             assert book.best_ask is not None and book.best_ask.price == D("0.52")
-            assert (await venue.fee(current.up.token_id)).rate == D("0.25")
+            fee = await venue.fee(current.up.token_id)
+            assert fee.rate == D("0.25")
+            info = market_info(current, Outcome.UP, fee, await venue.tick_size(current.up.token_id), 2)
+            assert (info.symbol, info.venue_symbol_id, info.taker_fee, info.tick_size, info.min_size) == (
+                current.up.handle,
+                current.up.token_id,
+                D("0.015625"),
+                D("0.01"),
+                D(5),
+            )
+            assert peak_fee_rate(info.taker_fee, 2) == D("0.25")
             assert (await venue.fee(upcoming.up.token_id)).rate == D("0.1")  # per market, from the venue
             fake.trade(current.up.token_id, "0.52", "7")
             trades = await venue.trades(current.up.token_id)

@@ -129,7 +129,9 @@ def test_ledger_settlement_pays_one_per_winning_token() -> None:
 def test_fee_curve_peaks_at_one_half() -> None:
     rate = D("0.25")
     assert fee_usdc(D(100), D("0.5"), rate, 2) == D("0.78125")  # 1.5625% of $50
-    assert fee_usdc(D(100), D("0.5"), rate, 2) > fee_usdc(D(100), D("0.3"), rate, 2) > fee_usdc(D(100), D("0.1"), rate, 2)
+    assert (
+        fee_usdc(D(100), D("0.5"), rate, 2) > fee_usdc(D(100), D("0.3"), rate, 2) > fee_usdc(D(100), D("0.1"), rate, 2)
+    )
 
 
 def test_fees_in_tokens_leave_a_sellable_balance() -> None:

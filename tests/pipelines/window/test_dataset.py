@@ -33,8 +33,8 @@ def _candles(opens: list[float], closes: list[float], minutes: int = 1, start: d
 
 def test_label_is_close_of_last_bar_vs_open_of_first_and_a_tie_is_up() -> None:
     # window 1: open 100, close 100 (tie -> up); window 2: open 100, close 99 (down); window 3: up
-    opens = [100, 101, 102, 101, 100] + [100, 100, 100, 100, 100] + [50, 51, 52, 53, 54]
-    closes = [101, 102, 101, 100, 100] + [100, 100, 100, 100, 99] + [51, 52, 53, 54, 55]
+    opens = [100, 101, 102, 101, 100, 100, 100, 100, 100, 100, 50, 51, 52, 53, 54]
+    closes = [101, 102, 101, 100, 100, 100, 100, 100, 100, 99, 51, 52, 53, 54, 55]
     labels = window_labels(_candles(opens, closes), "1m")
     assert labels["up"].to_list() == [1, 0, 1]
     assert labels["window_open"].to_list() == [100, 100, 50]
@@ -70,7 +70,9 @@ def test_scoring_rows_carry_the_window_extras_at_each_minute() -> None:
     assert rows["ts"].to_list() == [window + timedelta(minutes=k) for k in range(5)]
     assert rows["time_decay"].to_list() == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2])
     window_open = opens[150]
-    assert rows["price_vs_open"].to_list() == pytest.approx([0.0, *[closes[150 + k] / window_open - 1 for k in range(4)]])
+    assert rows["price_vs_open"].to_list() == pytest.approx(
+        [0.0, *[closes[150 + k] / window_open - 1 for k in range(4)]]
+    )
     assert set(DIRECTIONAL_FEATURES) <= set(ds.columns) and "up" in ds.columns
     # every row's features end at its scoring time: the label's window has not closed yet
     assert (ds["ts"] < ds["window_start"] + timedelta(minutes=5)).all()

@@ -49,7 +49,9 @@ class HonestContext:
         return self.clock[0]
 
     def instrument(self, symbol: str, venue: str = "") -> MarketInfo:
-        return MarketInfo(symbol, symbol, self.tick, Decimal("0.01"), Decimal(0), Decimal(0), self.taker_fee, Decimal(5))
+        return MarketInfo(
+            symbol, symbol, self.tick, Decimal("0.01"), Decimal(0), Decimal(0), self.taker_fee, Decimal(5)
+        )
 
     def book(self, symbol: str, venue: str = "") -> BookEvent | None:
         return self.books.get((venue, symbol))
@@ -112,4 +114,6 @@ class HonestContext:
         signed = size if intent.side.value == "buy" else -size
         self.positions[key] = self.positions.get(key, Decimal(0)) + signed
         fill = Fill(f"f{next(self._ids)}", size, price, fee, Liquidity.TAKER, self.now())
-        strategy.on_fill(self, FillEvent(order_id, order_id, intent.venue, intent.symbol, intent.side, fill, intent.tag))
+        strategy.on_fill(
+            self, FillEvent(order_id, order_id, intent.venue, intent.symbol, intent.side, fill, intent.tag)
+        )

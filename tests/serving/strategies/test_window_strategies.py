@@ -55,7 +55,10 @@ def test_enters_quarter_kelly_through_submit_once_per_window() -> None:
     intent = ctx.submitted[0]
     assert (intent.symbol, intent.side, intent.price, intent.size) == (UP, Side.BUY, D("0.52"), D("19.23"))
     assert (intent.style, intent.time_in_force, intent.post_only, intent.venue) == (
-        ExecutionStyle.LIMIT, TimeInForce.IOC, False, "polymarket"
+        ExecutionStyle.LIMIT,
+        TimeInForce.IOC,
+        False,
+        "polymarket",
     )
     _signal(strategy, ctx, 0.70)
     assert len(ctx.submitted) == 1  # one entry per window
@@ -109,9 +112,9 @@ def test_settlement_credits_the_winning_side_up() -> None:
 
 def test_settlement_on_a_tie_is_up_and_a_loss_consumes_the_daily_budget() -> None:
     tie, _ = _filled_up_position("60000")
-    assert "resolved Up" in [r for r in tie.records if r[0] == "settle"][0][1]
+    assert "resolved Up" in next(r for r in tie.records if r[0] == "settle")[1]
     ctx, strategy = _filled_up_position("59999")
-    settle = [r for r in ctx.records if r[0] == "settle"][0][1]
+    settle = next(r for r in ctx.records if r[0] == "settle")[1]
     assert "resolved Down" in settle and "pnl -9.9996" in settle
     assert ctx.saved["pnl_today"] == "-9.9996"
     # the next window: only 0.0004 of the $10 budget is left, below the venue minimum: no entry
