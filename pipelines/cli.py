@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipelines import cli_marketdata, cli_models
+from pipelines import cli_marketdata, cli_models, cli_window
 from pipelines.config import Settings, load_settings
 from pipelines.errors import AlphatideError
 
@@ -87,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("settings", help="print the validated settings as JSON (secrets hidden)")
     cli_marketdata.register(sub)
     cli_models.register(sub)
+    cli_window.register(sub)
     args = parser.parse_args(argv)
     # MLflow's per-file download bars drown the chain's own output; the chain's children inherit this.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -108,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_marketdata.run(args, settings)
         elif args.command in cli_models.COMMANDS:
             return cli_models.run(args, settings)
+        elif args.command in cli_window.COMMANDS:
+            return cli_window.run(args, settings)
     except AlphatideError as exc:
         print(f"alphatide: {exc}", file=sys.stderr)
         return 2

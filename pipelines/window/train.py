@@ -147,7 +147,9 @@ def run_window_training(settings: Settings | None = None, cfg: WindowModelConfig
         datetime.fromisoformat(batch["start"]),
         datetime.fromisoformat(batch["end"]),
     )
-    registry = MlflowRegistry(settings.mlflow_tracking_uri, settings.mlruns_dir / "artifacts", cfg.name)
+    registry = MlflowRegistry(
+        settings.mlflow_tracking_uri, settings.mlruns_dir / "artifacts", cfg.name, experiment="alphatide-window"
+    )
     result = train_window_model(
         candles,
         batch["timeframe"],

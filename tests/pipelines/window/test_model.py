@@ -114,3 +114,27 @@ def test_on_the_recorded_btc_candles(shared_data: Path) -> None:
     metrics = result.evaluation.metrics()
     assert metrics["windows"] > 3000 and not result.evaluation.leakage
     assert 0.23 < metrics["oos_brier"] < 0.27 and abs(metrics["shuffled_auc"] - 0.5) < 0.05
+
+
+@pytest.mark.integration
+def test_the_nightly_stage_trains_on_the_validated_batch(tmp_path: Path) -> None:
+    from pipelines.config import load_settings
+    from pipelines.lake import Lake
+    from pipelines.window.train import run_window_training
+
+    settings = load_settings({"ALPHATIDE_HOME": str(tmp_path)})
+    lake = Lake(settings.lake_dir)
+    candles = _random_walk(12)
+    lake.write_candles(candles, "binance", "1m")
+    start, end = candles["ts"].min(), candles["ts"].max() + timedelta(minutes=1)  # type: ignore[operator]
+    lake.write_state(
+        "validated",
+        {"venue": "binance", "timeframe": "1m", "symbols": ["BTC/USDT"], "batch_id": "b1", "source": "synthetic",
+         "start": start.isoformat(), "end": end.isoformat()},  # type: ignore[union-attr]
+    )
+    summary = run_window_training(settings, FAST)
+    assert summary["model"] == "alphatide-window" and summary["promoted"] is True
+    assert lake.read_state("window_training") == summary
+    registry = MlflowRegistry(settings.mlflow_tracking_uri, None, "alphatide-window")
+    champion = registry.champion()
+    assert champion is not None and champion.version == summary["version"]
