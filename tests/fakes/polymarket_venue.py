@@ -29,43 +29,15 @@ import itertools
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from tests.fakes.polymarket_markets import FakeOrder, Window, event_json
+
 UNIT = Decimal(1_000_000)
 FEE_EXPONENT = 2
-
-
-@dataclass
-class FakeOrder:
-    order_id: str
-    token_id: str
-    side: str  # BUY / SELL
-    price: Decimal
-    size: Decimal
-    owner: str
-    created_s: int
-    matched: Decimal = Decimal(0)
-    status: str = "LIVE"  # LIVE, MATCHED, CANCELED
-
-
-@dataclass
-class Window:
-    start: int
-    up: str
-    down: str
-    tick: Decimal = Decimal("0.01")
-    base_fee_bps: int = 2500
-    winner: str | None = None  # token id once resolved
-    books: dict[str, dict[str, list[list[Decimal]]]] = field(default_factory=dict)
-
-
-def _dec(value: Any) -> Decimal:
-    return Decimal(str(value))
 
 
 class FakePolymarketVenue:
@@ -166,8 +138,8 @@ class FakePolymarketVenue:
             w = self._window_of(token_id)
             assert w is not None, f"unknown token {token_id}"
             w.books[token_id] = {
-                "bids": [[_dec(p), _dec(s)] for p, s in bids],
-                "asks": [[_dec(p), _dec(s)] for p, s in asks],
+                "bids": [[Decimal(str(p)), Decimal(str(s))] for p, s in bids],
+                "asks": [[Decimal(str(p)), Decimal(str(s))] for p, s in asks],
             }
 
     def set_fee(self, start: int, bps: int) -> None:
@@ -222,51 +194,13 @@ class FakePolymarketVenue:
             start = int(slug[len(prefix) :])
             if start % self.window_s or start > self.current_start() + self.window_s:
                 return 200, []  # not listed (yet)
-            return 200, [self._event(self.window(start))]
+            return 200, [event_json(self.window_s, self.window(start))]
         if rest == "markets":
             ids = query.get("clob_token_ids", [])
             ids = [ids] if isinstance(ids, str) else ids
             found = [self._window_of(t) for t in ids]
-            return 200, [self._event(w)["markets"][0] for w in found if w is not None]
+            return 200, [event_json(self.window_s, w)["markets"][0] for w in found if w is not None]
         return 404, {"error": f"no gamma route {rest}"}
-
-    def _event(self, w: Window) -> dict[str, Any]:
-        slug = f"btc-updown-5m-{w.start}"
-        start = datetime.fromtimestamp(w.start, UTC).isoformat().replace("+00:00", "Z")
-        end = datetime.fromtimestamp(w.start + self.window_s, UTC).isoformat().replace("+00:00", "Z")
-        closed = w.winner is not None
-        prices = ["0.5", "0.5"] if not closed else (["1", "0"] if w.winner == w.up else ["0", "1"])
-        market = {
-            "id": str(w.start),
-            "question": f"Bitcoin Up or Down - {start}",
-            "conditionId": "0x" + hashlib.sha256(slug.encode()).hexdigest(),
-            "slug": slug,
-            "startDate": start,
-            "endDate": end,
-            "outcomes": json.dumps(["Up", "Down"]),
-            "outcomePrices": json.dumps(prices),
-            "clobTokenIds": json.dumps([w.up, w.down]),
-            "active": True,
-            "closed": closed,
-            "acceptingOrders": not closed,
-            "enableOrderBook": True,
-            "orderPriceMinTickSize": str(w.tick),
-            "orderMinSize": "5",
-            "negRisk": False,
-            "feesEnabled": True,
-            "umaResolutionStatus": "resolved" if closed else None,
-        }
-        return {
-            "id": str(w.start),
-            "slug": slug,
-            "title": market["question"],
-            "startDate": start,
-            "endDate": end,
-            "active": True,
-            "closed": closed,
-            "markets": [market],
-            "tags": [{"label": "Crypto", "slug": "crypto"}],
-        }
 
     def _book(self, query: dict[str, Any]) -> tuple[int, Any]:
         w = self._window_of(str(query.get("token_id")))
