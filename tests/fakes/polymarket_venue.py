@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from tests.fakes.polymarket_markets import FakeOrder, Window, event_json
+from tests.fakes.polymarket_ws import MarketChannel
 
 UNIT = Decimal(1_000_000)
 FEE_EXPONENT = 2
@@ -65,6 +66,7 @@ class FakePolymarketVenue:
         self.owner_address: str | None = None
         self.requests: list[tuple[str, str]] = []
         self._ids = itertools.count(1)
+        self.ws = MarketChannel(self._ws_book)
         venue = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -99,9 +101,11 @@ class FakePolymarketVenue:
     # ---- lifecycle ----------------------------------------------------------------------------
     def __enter__(self) -> FakePolymarketVenue:
         self.thread.start()
+        self.ws.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.ws.stop()
         self.server.shutdown()
         self.server.server_close()
 
@@ -110,7 +114,12 @@ class FakePolymarketVenue:
         return f"http://127.0.0.1:{self.server.server_port}"
 
     def ccxt_urls(self) -> dict[str, str]:
-        return {"gamma": f"{self.base_url}/gamma", "clob": f"{self.base_url}/clob", "data": f"{self.base_url}/data"}
+        return {
+            "gamma": f"{self.base_url}/gamma",
+            "clob": f"{self.base_url}/clob",
+            "data": f"{self.base_url}/data",
+            "ws": f"ws://127.0.0.1:{self.ws.port}/ws/market",
+        }
 
     # ---- windows ------------------------------------------------------------------------------
     def window(self, start: int) -> Window:
@@ -140,6 +149,23 @@ class FakePolymarketVenue:
             w.books[token_id] = {
                 "bids": [[Decimal(str(p)), Decimal(str(s))] for p, s in bids],
                 "asks": [[Decimal(str(p)), Decimal(str(s))] for p, s in asks],
+            }
+        book = self._ws_book(token_id)
+        if book is not None:
+            self.ws.publish(token_id, [book])
+
+    def _ws_book(self, token_id: str) -> dict[str, Any] | None:
+        with self.lock:
+            w = self._window_of(token_id)
+            if w is None:
+                return None
+            book = w.books[token_id]
+            return {
+                "event_type": "book",
+                "asset_id": token_id,
+                "timestamp": str(int(self.clock() * 1000)),
+                "bids": [{"price": str(p), "size": str(q)} for p, q in book["bids"] if q > 0],
+                "asks": [{"price": str(p), "size": str(q)} for p, q in book["asks"] if q > 0],
             }
 
     def set_fee(self, start: int, bps: int) -> None:
@@ -345,6 +371,10 @@ class FakePolymarketVenue:
                 break
             level[1] -= qty
             self._fill(w, o, level[0], qty, taker=True)
+            change = {"asset_id": o.token_id, "price": str(level[0]), "size": str(level[1])}
+            change["side"] = "SELL" if o.side == "BUY" else "BUY"  # an ask level is taken by a buy
+            ts = str(int(self.clock() * 1000))
+            self.ws.publish(o.token_id, [{"event_type": "price_change", "timestamp": ts, "price_changes": [change]}])
 
     def _fill(self, w: Window, o: FakeOrder, price: Decimal, qty: Decimal, *, taker: bool) -> None:
         rate = Decimal(w.base_fee_bps) / Decimal(10_000) if taker else Decimal(0)
@@ -388,6 +418,13 @@ class FakePolymarketVenue:
                 "transactionHash": f"0x{next(self._ids):064x}",
             }
         )
+        last = {"event_type": "last_trade_price", "asset_id": token, "price": str(price), "size": str(size)}
+        last |= {
+            "side": aggressor,
+            "timestamp": str(int(self.clock() * 1000)),
+            "transaction_hash": f"0x{next(self._ids):064x}",
+        }
+        self.ws.publish(token, [last])
 
     def trade(self, token_id: str, price: str, size: str) -> None:
         """Another participant's aggressive trade printing `size` at `price`: fills our resting orders."""

@@ -3,7 +3,8 @@
 - Discovery: the window starting at `s` is the gamma event with slug `btc-updown-5m-<s>`
   (`fetchEvents({'slug': ...})`, which also caches its outcome tokens in the client); the current
   window and the next one are looked up from the clock.
-- Market data: outcome order books (`fetchOrderBook`), public trades (`fetchTrades`, data API).
+- Market data: outcome order books (`fetchOrderBook`, or streamed: `watchOrderBook` on the market
+  WebSocket channel), public trades (`fetchTrades`, data API; streamed: `watchTrades`).
 - Fees: `fetchTradingFee` per market (the CLOB's `/fee-rate`; ccxt's listed fees are 0.0), cached for
   `fee_ttl_s`. Tick size: the CLOB's `/tick-size` per token, cached for `tick_ttl_s` only and re-read
   at once when the venue rejects a price for its tick (ticks change while a market trades).
@@ -195,6 +196,16 @@ class PolymarketWindowVenue:
 
     async def trades(self, token_id: str, limit: int | None = None) -> list[OutcomeTrade]:
         raw = await self._call("fetch_trades", self.exchange.fetch_trades, token_id, None, limit)
+        return [trade_from_ccxt(t) for t in raw]
+
+    async def watch_book(self, token_id: str) -> OutcomeBook:
+        """The token's book as the market WebSocket keeps it (first call subscribes; then each update)."""
+        raw = await self._call("watch_order_book", self.exchange.watch_order_book, token_id)
+        return book_from_ccxt(raw, token_id, await self.tick_size(token_id))
+
+    async def watch_trades(self, token_id: str) -> list[OutcomeTrade]:
+        """Public prints of the token from the market WebSocket (the ones since the last call)."""
+        raw = await self._call("watch_trades", self.exchange.watch_trades, token_id)
         return [trade_from_ccxt(t) for t in raw]
 
     # ---- orders --------------------------------------------------------------------------------

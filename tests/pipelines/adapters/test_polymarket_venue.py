@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -183,5 +184,42 @@ def test_window_resolves_on_the_clock_and_credits_the_winner(fake: FakePolymarke
             assert await venue.collateral() == cash_before + held
             current2, _ = await venue.current_and_next()
             assert current2 is not None and current2.start.timestamp() == T0 + 300
+
+    asyncio.run(scenario())
+
+
+def test_streams_the_book_and_trades_over_the_market_websocket(fake: FakePolymarketVenue, clocks: Clocks) -> None:
+    async def next_update(venue: PolymarketWindowVenue, token: str, action: Callable[[], Awaitable[object]]) -> Any:
+        # a watch resolves on the next message: start waiting, then make the venue send one
+        book = asyncio.ensure_future(venue.watch_book(token))
+        trades = asyncio.ensure_future(venue.watch_trades(token))
+        await asyncio.sleep(0.2)
+        await action()
+        return await asyncio.wait_for(book, 10), trades
+
+    async def scenario() -> None:
+        async with _venue(fake, clocks) as venue:
+            current, _ = await venue.current_and_next()
+            assert current is not None
+            up = current.up.token_id
+            first = await asyncio.wait_for(venue.watch_book(up), 10)  # subscribe: the snapshot
+            assert first.best_bid is not None and first.best_bid.price == D("0.48")
+
+            async def replace() -> None:
+                fake.set_book(up, [("0.49", "40")], [("0.53", "60")])  # a new snapshot is pushed
+
+            replaced, pending = await next_update(venue, up, replace)
+            pending.cancel()
+            assert replaced.best_bid is not None and (replaced.best_bid.price, replaced.best_bid.size) == (
+                D("0.49"),
+                D(40),
+            )
+
+            async def take() -> None:
+                await venue.place_limit(up, "buy", D("0.53"), D(25), time_in_force="IOC")  # 25 of the 60 offered
+
+            taken, prints = await next_update(venue, up, take)
+            assert taken.best_ask is not None and taken.best_ask.size == D(35)
+            assert [(t.price, t.size) for t in await asyncio.wait_for(prints, 10)] == [(D("0.53"), D(25))]
 
     asyncio.run(scenario())
