@@ -11,6 +11,9 @@ an injectable clock (`clock() -> unix seconds`); it resolves at its end from `re
 tokens are redeemed for 1 USDC each. Each window has a per-market fee (`base_fee` bps, default 2500,
 `set_fee`) and tick size (default 0.01, `set_tick`; a tick change is what `/tick-size` reports at once).
 
+Market WebSocket (`ccxt_urls()['ws']`, `polymarket_ws.MarketChannel`): book snapshots on subscribe and
+on `set_book`, `price_change` when a fill takes from a level, `last_trade_price` for every print.
+
 Matching (deterministic): each token has a book of other participants' liquidity (`set_book`, default
 0.48 bid / 0.52 ask x 100 on Up, 0.47 / 0.51 on Down). An order that crosses takes liquidity at the
 book's prices (taker fee charged in tokens on a BUY, in USDC on a SELL:
@@ -388,18 +391,21 @@ class FakePolymarketVenue:
             self.usdc += qty * price - fee_usdc.quantize(Decimal("0.000001"), rounding=ROUND_CEILING)
         trade_id = f"t{next(self._ids)}"
         ts = int(self.clock())
+        other = "SELL" if o.side == "BUY" else "BUY"
+        # as the CLOB reports it: `side` is the taker's side; a maker finds its own in `maker_orders`
+        mine = {"order_id": o.order_id, "side": o.side, "matched_amount": str(qty), "price": str(price)}
         self.my_trades.append(
             {
                 "id": trade_id,
-                "taker_order_id": o.order_id if taker else "",
+                "taker_order_id": o.order_id if taker else f"0x{next(self._ids):064x}",
                 "asset_id": o.token_id,
-                "side": o.side,
+                "side": o.side if taker else other,
                 "price": str(price),
                 "size": str(qty),
                 "match_time": str(ts),
                 "trader_side": "TAKER" if taker else "MAKER",
                 "fee_rate_bps": str(w.base_fee_bps if taker else 0),
-                "maker_orders": [] if taker else [{"order_id": o.order_id}],
+                "maker_orders": [] if taker else [{**mine, "asset_id": o.token_id}],
                 "status": "MATCHED",
             }
         )

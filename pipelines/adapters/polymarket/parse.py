@@ -81,16 +81,27 @@ def book_from_ccxt(book: Mapping[str, Any], token_id: str, tick: Decimal) -> Out
 
 
 def trade_from_ccxt(trade: Mapping[str, Any]) -> OutcomeTrade:
+    """A public print, or one of our fills (`fetchMyTrades`).
+
+    The CLOB reports a trade with the TAKER's side and order; when we were the maker
+    (`trader_side == "MAKER"`) our side, order and size are in our entry of `maker_orders`.
+    """
     fee = trade.get("fee") or {}
     info = trade.get("info") or {}
+    side, order_id, size = str(trade.get("side")), trade.get("order") or None, trade.get("amount")
+    if str(info.get("trader_side", "")).upper() == "MAKER":
+        mine = next(iter(info.get("maker_orders") or []), None)
+        if mine is not None:
+            side, order_id = str(mine.get("side", side)).lower(), mine.get("order_id") or order_id
+            size = mine.get("matched_amount") or size
     return OutcomeTrade(
         trade_id=str(trade.get("id") or info.get("id")),
         token_id=str(trade.get("outcomeId")),
         price=dec(trade.get("price"), "trade price"),
-        size=dec(trade.get("amount"), "trade size"),
-        side=str(trade.get("side")),
+        size=dec(size, "trade size"),
+        side=side,
         ts=_ts_ms(trade.get("timestamp")),
-        order_id=trade.get("order") or None,
+        order_id=order_id,
         fee_rate=dec(fee["rate"]) if fee.get("rate") is not None else None,
     )
 

@@ -118,7 +118,10 @@ def test_places_cancels_and_sees_fills(fake: FakePolymarketVenue, clocks: Clocks
             resting = await venue.place_limit(up, "buy", D("0.49"), D(30), post_only=True)
             fake.trade(up, "0.49", "12")
             fills = await venue.fills(up)
-            assert [(f.price, f.size, f.side) for f in fills] == [(D("0.49"), D(12), "buy")]
+            assert [(f.price, f.size, f.side, f.order_id) for f in fills] == [
+                (D("0.49"), D(12), "buy", resting.order_id)
+            ]
+            assert fills[0].fee_rate == 0  # makers pay no fee
             assert (await venue.open_orders(up))[0].filled == D(12)
             assert resting.order_id in {o.order_id for o in await venue.open_orders(up)}
 
