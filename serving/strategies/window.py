@@ -117,9 +117,10 @@ class WindowDirectionalStrategy:
             return
         window_s = self.cfg.trading.window_s
         start = window_start_s(event.ts, window_s)
-        if start not in self.window_open and self.last_price is not None:
+        last = self.last_price
+        if start not in self.window_open and last is not None and last[0].timestamp() < start:
             # the first print of a window: the window's open is the last price before its start
-            self.window_open[start] = self.last_price[1]
+            self.window_open[start] = last[1]
         self._settle_due(ctx, event.ts)
         self.last_price = (event.ts, event.price)
 
@@ -213,11 +214,13 @@ class WindowDirectionalStrategy:
         window_s = self.cfg.trading.window_s
         for start in sorted(s for s in self.positions if s + window_s <= now.timestamp()):
             opened, last = self.window_open.get(start), self.last_price
+            position = self.positions.pop(start)
             if opened is None or last is None or not start <= last[0].timestamp() < start + window_s:
-                ctx.alert("window_unsettled", f"window {start}: no reference prices around it; left unsettled")
+                # the venue still settles it; without reference prints around it we do not guess the side
+                ctx.alert("window_unsettled", f"window {start}: no reference prints around it; pnl not booked")
+                ctx.record("unsettled", f"window {start}: cost {position.cost}, shares {position.shares}")
                 continue
             winner = resolve(float(opened), float(last[1]))
-            position = self.positions.pop(start)
             payout, pnl = settle(position.shares, position.cost, winner)
             self._roll_day(now)
             self.pnl_today += pnl

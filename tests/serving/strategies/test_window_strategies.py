@@ -183,3 +183,34 @@ def test_maker_cancels_quotes_of_a_past_window() -> None:
     _signal(mm, ctx, 0.55)
     symbols = {o.symbol for o in ctx.open_orders()}
     assert symbols == {outcome_handle(T0 + 300, Outcome.UP), outcome_handle(T0 + 300, Outcome.DOWN)}
+
+
+def test_a_window_without_reference_prints_is_not_guessed() -> None:
+    ctx = _ctx(60)
+    strategy = build_window_directional("window", {})
+    _signal(strategy, ctx, 0.65)
+    ctx.fill(strategy, next(iter(ctx.orders)), D("19.23"), D("0.52"))
+    _print(strategy, ctx, 400, "60000")  # the first print we see is after the window ended
+    _print(strategy, ctx, 420, "60001")
+    assert [a[0] for a in ctx.alerts] == ["window_unsettled"]  # once, not on every print
+    assert not [r for r in ctx.records if r[0] == "settle"]
+
+
+def test_positions_and_daily_pnl_survive_a_restart() -> None:
+    ctx = _ctx(60)
+    first = build_window_directional("window", {})
+    _print(first, ctx, -2, "60000")
+    _print(first, ctx, 5, "60005")
+    ctx.clock[0] = at(60)
+    _signal(first, ctx, 0.65)
+    ctx.fill(first, next(iter(ctx.orders)), D("19.23"), D("0.52"))
+    # Act: a new process with the persisted state sees the rest of the window's prints
+    second = build_window_directional("window", {})
+    second.on_start(ctx)
+    _print(second, ctx, 100, "60010")  # its first print: the window's open is unknown to it
+    _print(second, ctx, 299, "60011")
+    _print(second, ctx, 301, "60011")
+    # Assert: the position was recovered (no second entry) but the side is not guessed without the open
+    _signal(second, ctx, 0.9)
+    assert len(ctx.submitted) == 1
+    assert [a[0] for a in ctx.alerts] == ["window_unsettled"]
