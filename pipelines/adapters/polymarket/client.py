@@ -99,9 +99,12 @@ def build_exchange(settings: VenueSettings) -> Any:
     }
     if settings.private_key is not None:
         config["privateKey"] = settings.private_key.get_secret_value()
-    if settings.wallet_address:
-        config["walletAddress"] = settings.wallet_address
     exchange = ccxt_prediction.polymarket(config)
+    if settings.wallet_address:
+        exchange.walletAddress = settings.wallet_address
+    elif settings.private_key is not None and settings.signature_type == 0:
+        # an EOA wallet holds its own funds: the funder is the key's address
+        exchange.walletAddress = exchange.eth_get_address_from_private_key(settings.private_key.get_secret_value())
     if settings.urls:
         exchange.urls["api"] = {**exchange.urls["api"], **settings.urls}
     return exchange

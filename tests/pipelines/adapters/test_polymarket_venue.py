@@ -48,9 +48,7 @@ def fake(clocks: Clocks) -> Iterator[FakePolymarketVenue]:
 def _venue(fake: FakePolymarketVenue, clocks: Clocks) -> PolymarketWindowVenue:
     key = "0x" + secrets.token_hex(32)  # a throwaway wallet: nothing here is a real credential
     settings = VenueSettings(private_key=SecretStr(key), urls=fake.ccxt_urls(), tick_ttl_s=30, max_retries=0)
-    venue = PolymarketWindowVenue(settings, clock=clocks.utc, monotonic=lambda: clocks.mono)
-    venue.exchange.walletAddress = venue.exchange.eth_get_address_from_private_key(key)
-    return venue
+    return PolymarketWindowVenue(settings, clock=clocks.utc, monotonic=lambda: clocks.mono)
 
 
 def test_discovers_the_current_and_next_window(fake: FakePolymarketVenue, clocks: Clocks) -> None:
