@@ -194,7 +194,7 @@ def test_streams_the_book_and_trades_over_the_market_websocket(fake: FakePolymar
         # a watch resolves on the next message: start waiting, then make the venue send one
         book = asyncio.ensure_future(venue.watch_book(token))
         trades = asyncio.ensure_future(venue.watch_trades(token))
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)  # let both watchers register their futures
         await action()
         return await asyncio.wait_for(book, 10), trades
 

@@ -129,8 +129,15 @@ def test_the_nightly_stage_trains_on_the_validated_batch(tmp_path: Path) -> None
     start, end = candles["ts"].min(), candles["ts"].max() + timedelta(minutes=1)  # type: ignore[operator]
     lake.write_state(
         "validated",
-        {"venue": "binance", "timeframe": "1m", "symbols": ["BTC/USDT"], "batch_id": "b1", "source": "synthetic",
-         "start": start.isoformat(), "end": end.isoformat()},  # type: ignore[union-attr]
+        {
+            "venue": "binance",
+            "timeframe": "1m",
+            "symbols": ["BTC/USDT"],
+            "batch_id": "b1",
+            "source": "synthetic",
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+        },  # type: ignore[union-attr]
     )
     summary = run_window_training(settings, FAST)
     assert summary["model"] == "alphatide-window" and summary["promoted"] is True
