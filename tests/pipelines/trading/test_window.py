@@ -212,3 +212,26 @@ def test_quotes_stay_inside_the_price_band(p: float, inventory: Decimal, tick: D
             assert 0 < quote.size <= MM.max_shares_per_side
     if quotes.up_bid is not None and quotes.up_ask is not None:
         assert quotes.up_bid.price < quotes.up_ask
+
+
+@given(
+    p=st.floats(0.0, 1.0),
+    up_ask=st.decimals("0.01", "0.99", places=2),
+    down_ask=st.decimals("0.01", "0.99", places=2),
+    left=st.floats(0.0, 300.0),
+    pnl=st.decimals("-20", "20", places=2),
+)
+def test_an_entry_never_risks_more_than_every_cap_allows(
+    p: float, up_ask: Decimal, down_ask: Decimal, left: float, pnl: Decimal
+) -> None:
+    decision = decide_entry(p, up_ask, down_ask, left, CFG, pnl_today=pnl, min_size=D(5))
+    if decision.entry is None:
+        return
+    entry = decision.entry
+    budget = CFG.daily_loss_limit + min(pnl, D(0))
+    cap = min(CFG.max_trade, budget, CFG.bankroll * D(repr(CFG.max_bankroll_fraction)))
+    assert entry.stake == entry.price * entry.size <= cap
+    assert entry.size >= 5 and entry.size % CFG.size_step == 0
+    assert left >= CFG.min_seconds_left
+    p_side = p if entry.outcome is Outcome.UP else 1 - p
+    assert p_side > float(entry.price)  # only ever buys the side the model thinks is cheap
