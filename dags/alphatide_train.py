@@ -54,7 +54,13 @@ def alphatide_train() -> None:
             )
         )
 
-    drift_check() >> train()
+    @task
+    def train_window() -> dict:
+        from pipelines.window.train import run_window_training
+
+        return run_stage(run_window_training)
+
+    drift_check() >> train() >> train_window()
 
 
 alphatide_train()

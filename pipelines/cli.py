@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipelines import cli_marketdata, cli_models
+from pipelines import cli_marketdata, cli_models, cli_window
 from pipelines.config import Settings, load_settings
 from pipelines.errors import AlphatideError
 from pipelines.trading.market_making import cli as cli_mm
@@ -89,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli_marketdata.register(sub)
     cli_models.register(sub)
     cli_mm.register(sub)
+    cli_window.register(sub)
     args = parser.parse_args(argv)
     # MLflow's per-file download bars drown the chain's own output; the chain's children inherit this.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -112,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_models.run(args, settings)
         elif args.command in cli_mm.COMMANDS:
             return cli_mm.run(args, settings)
+        elif args.command in cli_window.COMMANDS:
+            return cli_window.run(args, settings)
     except AlphatideError as exc:
         print(f"alphatide: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,1 @@
+"""Strategies implementing `serving.engine.strategy.Strategy` (window markets: `window`, `window_mm`)."""

@@ -1,0 +1,1 @@
+"""Adapters for venues that do not fit `pipelines.sources` (spot/perp candles) or the engine's brokers."""
