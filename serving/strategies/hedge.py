@@ -71,7 +71,8 @@ class HedgeStrategy:
         self._cooldown_until: datetime | None = None
         self._recover_pending = False
         self._started_at: datetime | None = None
-        self._closed_orders: deque[str] = deque(maxlen=256)
+        self._closed_orders: dict[str, Decimal] = {}  # order id -> filled, of recently closed cycles
+        self._closed_fills: deque[str] = deque(maxlen=1024)
         self._quoted = self._filled = 0
 
     # ---- Strategy protocol ---------------------------------------------------------------------
@@ -101,7 +102,8 @@ class HedgeStrategy:
     def on_fill(self, ctx: StrategyContext, fill: FillEvent) -> None:
         cycle = self.cycle
         if cycle is None or fill.order_id not in cycle.orders:
-            self._stray(ctx, fill.order_id, f"fill {fill.fill.fill_id} of {fill.fill.size}")
+            if fill.fill.fill_id not in self._closed_fills:  # a repeat of a known fill is no news
+                self._stray(ctx, fill.order_id, f"fill {fill.fill.fill_id} of {fill.fill.size}")
             return
         f = fill.fill
         leg = LegFill(f.fill_id, f.size, f.price, f.fee, f.ts)
@@ -111,7 +113,7 @@ class HedgeStrategy:
     def on_order_update(self, ctx: StrategyContext, update: OrderUpdate) -> None:
         cycle = self.cycle
         if cycle is None or update.order_id not in cycle.orders:
-            if update.filled > 0:
+            if update.filled > self._closed_orders.get(update.order_id, update.filled):
                 self._stray(ctx, update.order_id, f"update {update.state} filled {update.filled}")
             return
         snap = self._snapshot(ctx)
@@ -237,7 +239,10 @@ class HedgeStrategy:
             (self.cfg.primary_venue, self.cfg.hedge_venue),
         )
         self.records.append(record)
-        self._closed_orders.extend(cycle.orders)
+        self._closed_orders.update({o.order_id: o.filled for o in cycle.orders.values()})
+        while len(self._closed_orders) > 256:
+            self._closed_orders.pop(next(iter(self._closed_orders)))
+        self._closed_fills.extend(cycle.fill_ids)
         if cycle.filled > 0:
             self._filled += 1
         if record.net_after != 0:
