@@ -323,7 +323,9 @@ def _top(book: BookEvent | None) -> Top | None:
     return None if book is None else Top(book.bid, book.ask, book.ts)
 
 
-def build_hedge(strategy_id: str, cfg: HedgeConfig | Mapping[str, Any], sinks: Sequence[RecordSink] = ()) -> HedgeStrategy:
+def build_hedge(
+    strategy_id: str, cfg: HedgeConfig | Mapping[str, Any], sinks: Sequence[RecordSink] = ()
+) -> HedgeStrategy:
     """Factory for the engine's kind -> factory registry (kind "hedge")."""
     config = cfg if isinstance(cfg, HedgeConfig) else HedgeConfig.model_validate(dict(cfg))
     return HedgeStrategy(strategy_id, config, sinks)

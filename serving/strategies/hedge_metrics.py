@@ -13,11 +13,15 @@ from pipelines.trading.hedge.records import CycleRecord
 
 CYCLES = Counter("alphatide_hedge_cycles_total", "Finished hedge cycles, by outcome.", ["strategy", "outcome"])
 VOLUME = Counter(
-    "alphatide_hedge_volume_quote_total", "Traded notional of hedge cycles, quote currency, by venue.", ["strategy", "venue"]
+    "alphatide_hedge_volume_quote_total",
+    "Traded notional of hedge cycles, quote currency, by venue.",
+    ["strategy", "venue"],
 )
 TRADES = Counter("alphatide_hedge_trades_total", "Fills of hedge cycles, by venue.", ["strategy", "venue"])
 FEES = Counter(
-    "alphatide_hedge_fees_paid_quote_total", "Fees paid by hedge cycles (rebates not netted), by venue.", ["strategy", "venue"]
+    "alphatide_hedge_fees_paid_quote_total",
+    "Fees paid by hedge cycles (rebates not netted), by venue.",
+    ["strategy", "venue"],
 )
 REBATES = Counter("alphatide_hedge_rebates_quote_total", "Maker rebates earned, by venue.", ["strategy", "venue"])
 FILL_TO_HEDGE = Histogram(
@@ -32,10 +36,16 @@ SPREAD_COST = Histogram(
     ["strategy"],
     buckets=(-10, -5, -2, -1, 0, 1, 2, 5, 10, 25, 50),
 )
-IMBALANCE = Gauge("alphatide_hedge_imbalance_base", "Absolute net position change left by the last cycle.", ["strategy"])
+IMBALANCE = Gauge(
+    "alphatide_hedge_imbalance_base", "Absolute net position change left by the last cycle.", ["strategy"]
+)
 PHASE_NOTIONAL = Gauge("alphatide_hedge_phase_notional", "Target notional of the current sizing phase.", ["strategy"])
-FILL_RATE = Gauge("alphatide_hedge_fill_rate", "Share of quoted cycles whose maker order filled (this process).", ["strategy"])
-HALTED = Gauge("alphatide_hedge_halted", "1 while the hedge strategy is halted by an imbalance it could not fix.", ["strategy"])
+FILL_RATE = Gauge(
+    "alphatide_hedge_fill_rate", "Share of quoted cycles whose maker order filled (this process).", ["strategy"]
+)
+HALTED = Gauge(
+    "alphatide_hedge_halted", "1 while the hedge strategy is halted by an imbalance it could not fix.", ["strategy"]
+)
 
 
 def observe_cycle(record: CycleRecord) -> None:

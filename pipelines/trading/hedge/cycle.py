@@ -236,7 +236,13 @@ def _order_to_dict(o: LegOrder) -> dict[str, Any]:
         "sent_at": o.sent_at.isoformat(),
         "attempt": o.attempt,
         "fills": [
-            {"fill_id": f.fill_id, "size": str(f.size), "price": str(f.price), "fee": str(f.fee), "ts": f.ts.isoformat()}
+            {
+                "fill_id": f.fill_id,
+                "size": str(f.size),
+                "price": str(f.price),
+                "fee": str(f.fee),
+                "ts": f.ts.isoformat(),
+            }
             for f in o.fills
         ],
         "terminal": o.terminal,
@@ -249,7 +255,9 @@ def _order_to_dict(o: LegOrder) -> dict[str, Any]:
 
 def _order_from_dict(d: dict[str, Any]) -> LegOrder:
     fills = [
-        LegFill(f["fill_id"], Decimal(f["size"]), Decimal(f["price"]), Decimal(f["fee"]), datetime.fromisoformat(f["ts"]))
+        LegFill(
+            f["fill_id"], Decimal(f["size"]), Decimal(f["price"]), Decimal(f["fee"]), datetime.fromisoformat(f["ts"])
+        )
         for f in d["fills"]
     ]
     return LegOrder(

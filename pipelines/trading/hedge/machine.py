@@ -202,12 +202,14 @@ class HedgeMachine:
         if cycle.unwind_failures >= self.cfg.max_unwind_attempts:
             return actions + self._to_verify(cycle, snap, now, f"; unwind failed {cycle.unwind_failures} times")
         side = cycle.maker_side.opposite
-        price = self._taker_price(snap.primary, side, snap.primary_top, cycle.maker_price, self.cfg.unwind_slippage_band, now)
+        price = self._taker_price(
+            snap.primary, side, snap.primary_top, cycle.maker_price, self.cfg.unwind_slippage_band, now
+        )
         size = hedgeable(snap.primary, need, price)
         if size == 0:
             return actions + self._to_verify(cycle, snap, now, f"; unwind of {need} is below the primary minimum")
         cycle.unwind_attempts += 1
-        return actions + [Place(Role.UNWIND, PRIMARY, side, price, size, False, cycle.unwind_attempts)]
+        return [*actions, Place(Role.UNWIND, PRIMARY, side, price, size, False, cycle.unwind_attempts)]
 
     def _to_verify(self, cycle: Cycle, snap: Snapshot, now: datetime, note: str = "") -> list[Action]:
         cycle.status = Status.VERIFYING
@@ -227,18 +229,20 @@ class HedgeMachine:
             return actions
         alert = Alert("hedge_imbalance", f"cycle {cycle.cycle_id}: net {net} after every order finished")
         if cycle.correct_attempts >= self.cfg.max_hedge_attempts:
-            return actions + [alert] + self._finish(cycle, net, now)
+            return [*actions, alert, *self._finish(cycle, net, now)]
         correction = self._correction(cycle, snap, net, now)
         if correction is None:
-            return actions + [alert] + self._finish(cycle, net, now)
+            return [*actions, alert, *self._finish(cycle, net, now)]
         cycle.correct_attempts += 1
         cycle.verify_started_at = now
-        return actions + [alert, correction]
+        return [*actions, alert, correction]
 
     def _correction(self, cycle: Cycle, snap: Snapshot, net: Decimal, now: datetime) -> Place | None:
         side = Side.SELL if net > 0 else Side.BUY
         amount = abs(net)
-        hedge_price = self._taker_price(snap.hedge, side, snap.hedge_top, cycle.hedge_reference, self.cfg.slippage_band, now)
+        hedge_price = self._taker_price(
+            snap.hedge, side, snap.hedge_top, cycle.hedge_reference, self.cfg.slippage_band, now
+        )
         size = hedgeable(snap.hedge, amount, hedge_price)
         if size > 0:
             return Place(Role.CORRECT, HEDGE, side, hedge_price, size, False, cycle.correct_attempts + 1)

@@ -92,7 +92,12 @@ def fee_rates(cfg: HedgeConfig, primary: MarketInfo, hedge: MarketInfo) -> tuple
 
 
 def expected_edge_bps(
-    cfg: HedgeConfig, maker_side: Side, maker_price: Decimal, hedge_touch: Decimal, primary: MarketInfo, hedge: MarketInfo
+    cfg: HedgeConfig,
+    maker_side: Side,
+    maker_price: Decimal,
+    hedge_touch: Decimal,
+    primary: MarketInfo,
+    hedge: MarketInfo,
 ) -> tuple[float, float]:
     """(edge, spread cost) in bps for a maker at `maker_price` hedged at the hedge venue's current touch."""
     maker_fee, taker_fee = fee_rates(cfg, primary, hedge)

@@ -90,7 +90,9 @@ def plan_quote(
     return QuoteDecision(cycle, Place(Role.MAKER, PRIMARY, side, price, sizing.size, True, 1), "quote")
 
 
-def drift_cycle(cycle_id: str, phase: PhaseState, cfg: HedgeConfig, snap: Snapshot, drift: Decimal, now: datetime) -> Cycle:
+def drift_cycle(
+    cycle_id: str, phase: PhaseState, cfg: HedgeConfig, snap: Snapshot, drift: Decimal, now: datetime
+) -> Cycle:
     """A cycle with no maker whose only job is to correct a net drift found between cycles."""
     reference = (snap.hedge_top.bid + snap.hedge_top.ask) / 2 if snap.hedge_top else Decimal(1)
     primary_ref = (snap.primary_top.bid + snap.primary_top.ask) / 2 if snap.primary_top else reference

@@ -121,13 +121,23 @@ class CycleRecord:
         def dec(v: Any) -> Decimal | None:
             return None if v is None else Decimal(v)
 
-        legs = {k: LegVolume(**{**d[k], **{f: Decimal(d[k][f]) for f in ("size", "notional", "fees", "rebates")}})
-                for k in ("primary", "hedge")}
+        legs = {
+            k: LegVolume(**{**d[k], **{f: Decimal(d[k][f]) for f in ("size", "notional", "fees", "rebates")}})
+            for k in ("primary", "hedge")
+        }
         values = dict(d)
         for name in ("started_at", "ended_at"):
             values[name] = datetime.fromisoformat(d[name])
-        for name in ("target_notional", "maker_size", "hedge_size", "unwind_size", "maker_fee", "hedge_fee",
-                     "unwind_fee", "net_after"):
+        for name in (
+            "target_notional",
+            "maker_size",
+            "hedge_size",
+            "unwind_size",
+            "maker_fee",
+            "hedge_fee",
+            "unwind_fee",
+            "net_after",
+        ):
             values[name] = Decimal(d[name])
         for name in ("maker_price", "hedge_price", "unwind_price"):
             values[name] = dec(d[name])
@@ -158,7 +168,12 @@ def _venue_volume(cycle: Cycle, key: str, venue: str, symbol: str) -> LegVolume:
     fees = sum((f.fee for f in fills), ZERO)
     rebates = sum((-f.fee for f in fills if f.fee < 0), ZERO)
     return LegVolume(
-        venue, symbol, sum((f.size for f in fills), ZERO), sum((f.size * f.price for f in fills), ZERO), fees, rebates,
+        venue,
+        symbol,
+        sum((f.size for f in fills), ZERO),
+        sum((f.size * f.price for f in fills), ZERO),
+        fees,
+        rebates,
         len(fills),
     )
 
@@ -186,22 +201,24 @@ def summarize(records: Iterable[CycleRecord]) -> dict[str, Any]:
     filled = [r for r in rows if r.maker_size > 0]
     latencies = sorted(r.fill_to_hedge_ms for r in rows if r.fill_to_hedge_ms is not None)
     spreads = [r.spread_cost_bps for r in rows if r.spread_cost_bps is not None]
-    return _jsonable({
-        "cycles": len(rows),
-        "outcomes": dict(outcomes),
-        "fill_rate": len(filled) / len(rows) if rows else None,
-        "trade_count": sum(v["trades"] for v in venues.values()),
-        "fees": sum((v["fees"] for v in venues.values()), ZERO),
-        "rebates": sum((v["rebates"] for v in venues.values()), ZERO),
-        "max_abs_imbalance": max((abs(r.net_after) for r in rows), default=ZERO),
-        "imbalanced_cycles": sum(1 for r in rows if r.net_after != 0),
-        "spread_cost_bps_mean": statistics.fmean(spreads) if spreads else None,
-        "fill_to_hedge_p50_ms": _quantile(latencies, 0.5),
-        "fill_to_hedge_p99_ms": _quantile(latencies, 0.99),
-        "venues": venues,
-        "volume_by_day": {d: dict(v) for d, v in sorted(daily.items())},
-        "volume_by_month": {m: dict(v) for m, v in sorted(monthly.items())},
-    })
+    return _jsonable(
+        {
+            "cycles": len(rows),
+            "outcomes": dict(outcomes),
+            "fill_rate": len(filled) / len(rows) if rows else None,
+            "trade_count": sum(v["trades"] for v in venues.values()),
+            "fees": sum((v["fees"] for v in venues.values()), ZERO),
+            "rebates": sum((v["rebates"] for v in venues.values()), ZERO),
+            "max_abs_imbalance": max((abs(r.net_after) for r in rows), default=ZERO),
+            "imbalanced_cycles": sum(1 for r in rows if r.net_after != 0),
+            "spread_cost_bps_mean": statistics.fmean(spreads) if spreads else None,
+            "fill_to_hedge_p50_ms": _quantile(latencies, 0.5),
+            "fill_to_hedge_p99_ms": _quantile(latencies, 0.99),
+            "venues": venues,
+            "volume_by_day": {d: dict(v) for d, v in sorted(daily.items())},
+            "volume_by_month": {m: dict(v) for m, v in sorted(monthly.items())},
+        }
+    )
 
 
 def _quantile(sorted_values: list[float], q: float) -> float | None:

@@ -95,7 +95,9 @@ class HedgeContext:
 
     def open_orders(self, symbol: str | None = None, venue: str | None = None) -> list[OpenOrderView]:
         return [
-            OpenOrderView(s.order_id, s.intent.venue, s.intent.symbol, s.intent.side, s.intent.price, s.intent.size - s.filled)
+            OpenOrderView(
+                s.order_id, s.intent.venue, s.intent.symbol, s.intent.side, s.intent.price, s.intent.size - s.filled
+            )
             for s in self.sent
             if s.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED, OrderState.CANCEL_REQUESTED)
         ]
@@ -133,8 +135,12 @@ class Harness:
     """The strategy plus its context, with the venue's side of each scenario as methods."""
 
     def __init__(self, cfg: HedgeConfig | Mapping[str, Any] | None = None, ctx: HedgeContext | None = None) -> None:
-        self.cfg = cfg if isinstance(cfg, HedgeConfig) else HedgeConfig.model_validate(
-            {"primary_symbol": "BTC/USDC", "hedge_symbol": "BTC/USDC:USDC", **(cfg or {})}
+        self.cfg = (
+            cfg
+            if isinstance(cfg, HedgeConfig)
+            else HedgeConfig.model_validate(
+                {"primary_symbol": "BTC/USDC", "hedge_symbol": "BTC/USDC:USDC", **(cfg or {})}
+            )
         )
         self.ctx = ctx or HedgeContext()
         self.strategy: HedgeStrategy = build_hedge(self.ctx.strategy_id, self.cfg)
@@ -143,10 +149,14 @@ class Harness:
         self.strategy.on_start(self.ctx)  # type: ignore[arg-type]
         return self
 
-    def set_books(self, primary: tuple[str, str] = ("60000.0", "60000.1"), hedge: tuple[str, str] = ("60000", "60001")) -> None:
+    def set_books(
+        self, primary: tuple[str, str] = ("60000.0", "60000.1"), hedge: tuple[str, str] = ("60000", "60001")
+    ) -> None:
         for venue, (bid, ask) in (("primary", primary), ("hedge", hedge)):
             sym = self.ctx.infos[venue].symbol
-            self.ctx.books[venue] = BookEvent(sym, Decimal(bid), Decimal(ask), Decimal(5), Decimal(5), self.ctx.clock, venue)
+            self.ctx.books[venue] = BookEvent(
+                sym, Decimal(bid), Decimal(ask), Decimal(5), Decimal(5), self.ctx.clock, venue
+            )
         self.strategy.on_book(self.ctx, self.ctx.books["primary"])  # type: ignore[arg-type]
 
     def advance(self, seconds: float) -> None:
@@ -161,7 +171,9 @@ class Harness:
     def orders(self, tag: str) -> list[Sent]:
         return [s for s in self.ctx.sent if s.intent.tag == f"hedge-{tag}"]
 
-    def fill(self, order_id: str, size: str | Decimal, price: str | Decimal | None = None, fill_id: str | None = None) -> None:
+    def fill(
+        self, order_id: str, size: str | Decimal, price: str | Decimal | None = None, fill_id: str | None = None
+    ) -> None:
         sent = self.order(order_id)
         qty = Decimal(size)
         px = Decimal(price) if price is not None else sent.intent.price
@@ -176,15 +188,26 @@ class Harness:
         rate = Decimal("-0.0002") if sent.intent.post_only else Decimal("0.00045")
         liquidity = Liquidity.MAKER if sent.intent.post_only else Liquidity.TAKER
         fill = Fill(fid, qty, px, qty * px * rate, liquidity, self.ctx.clock)
-        event = FillEvent(order_id, f"c-{order_id}", sent.intent.venue, sent.intent.symbol, sent.intent.side, fill, sent.intent.tag)
+        event = FillEvent(
+            order_id, f"c-{order_id}", sent.intent.venue, sent.intent.symbol, sent.intent.side, fill, sent.intent.tag
+        )
         self.strategy.on_fill(self.ctx, event)  # type: ignore[arg-type]
 
     def update(self, order_id: str, state: OrderState, reason: str = "") -> None:
         sent = self.order(order_id)
         sent.state = state
         event = OrderUpdate(
-            order_id, f"c-{order_id}", sent.intent.venue, sent.intent.symbol, sent.intent.side, state,
-            sent.filled, sent.intent.size - sent.filled, self.ctx.clock, reason, sent.intent.tag,
+            order_id,
+            f"c-{order_id}",
+            sent.intent.venue,
+            sent.intent.symbol,
+            sent.intent.side,
+            state,
+            sent.filled,
+            sent.intent.size - sent.filled,
+            self.ctx.clock,
+            reason,
+            sent.intent.tag,
         )
         self.strategy.on_order_update(self.ctx, event)  # type: ignore[arg-type]
 
@@ -199,7 +222,12 @@ class Harness:
     def restart(self) -> Harness:
         """kill -9: a new process on the same persisted state and the same venue positions."""
         ctx = HedgeContext(self.ctx.strategy_id, state=dict(self.ctx.saved))
-        ctx.clock, ctx.books, ctx.positions, ctx.balances = self.ctx.clock, dict(self.ctx.books), dict(self.ctx.positions), dict(self.ctx.balances)
+        ctx.clock, ctx.books, ctx.positions, ctx.balances = (
+            self.ctx.clock,
+            dict(self.ctx.books),
+            dict(self.ctx.positions),
+            dict(self.ctx.balances),
+        )
         return Harness(self.cfg, ctx).start()
 
     @property

@@ -83,7 +83,7 @@ class Venue:
         for _ in range(200):
             if self.h.strategy.cycle is None:
                 return
-            if (maker := self.live_maker()) is not None:
+            if self.live_maker() is not None:
                 self.apply("maker_end", 0)
             elif pending := self.pending_takers():
                 self.answer(pending[0], "all")

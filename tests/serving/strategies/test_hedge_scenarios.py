@@ -145,7 +145,7 @@ def test_hedge_never_answered_is_resolved_from_positions_not_resent_blindly() ->
     h = started()
     [maker] = h.ctx.sent
     h.fill(maker.order_id, SIZE)
-    [hedge] = h.orders("hedge")
+    [_hedge] = h.orders("hedge")
     h.advance(5.1)  # timeout: cancel requested
     h.advance(5.1)  # no answer to the cancel either: lost, its fate comes from positions
     assert ("hedge_order_lost" in {k for k, _ in h.ctx.alerts}) and len(h.orders("hedge")) == 1
@@ -193,7 +193,7 @@ def test_websocket_update_lost_the_rest_poll_fill_arrives_later_and_is_hedged_on
 
 def test_kill_between_the_maker_fill_and_the_hedge_restart_hedges_to_net_zero() -> None:
     h = started()
-    [maker] = h.ctx.sent
+    [_maker] = h.ctx.sent
     h.ctx.positions["primary"] += SIZE  # the venue filled the maker; the process died before seeing it
 
     h2 = h.restart()
@@ -211,7 +211,7 @@ def test_kill_after_the_hedge_was_sent_restart_reads_the_positions() -> None:
     h = started()
     [maker] = h.ctx.sent
     h.fill(maker.order_id, SIZE)
-    [hedge] = h.orders("hedge")
+    [_hedge] = h.orders("hedge")
     h.ctx.positions["hedge"] -= SIZE  # the hedge filled at the venue; the answer died with the process
 
     h2 = h.restart()

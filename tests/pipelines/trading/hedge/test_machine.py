@@ -15,8 +15,12 @@ from pipelines.trading.instruments import MarketInfo, Side
 from pipelines.trading.orders import OrderState
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
-PRIMARY = MarketInfo("SOL/USDC", "SOL_USDC", Decimal("0.01"), Decimal("0.01"), Decimal(0), Decimal("-0.0001"), Decimal("0.0004"))
-HEDGE = MarketInfo("SOL/USDC:USDC", "5", Decimal("0.001"), Decimal("0.01"), Decimal(10), Decimal("0.00015"), Decimal("0.00045"))
+PRIMARY = MarketInfo(
+    "SOL/USDC", "SOL_USDC", Decimal("0.01"), Decimal("0.01"), Decimal(0), Decimal("-0.0001"), Decimal("0.0004")
+)
+HEDGE = MarketInfo(
+    "SOL/USDC:USDC", "5", Decimal("0.001"), Decimal("0.01"), Decimal(10), Decimal("0.00015"), Decimal("0.00045")
+)
 CFG = HedgeConfig(primary_symbol="SOL/USDC", hedge_symbol="SOL/USDC:USDC", phases=(Decimal(100),))
 
 
@@ -26,8 +30,12 @@ class Book:
 
     def snap(self, now: datetime) -> Snapshot:
         return Snapshot(
-            PRIMARY, HEDGE, Top(Decimal("150.00"), Decimal("150.01"), now), Top(Decimal("150.000"), Decimal("150.010"), now),
-            self.p, self.h,
+            PRIMARY,
+            HEDGE,
+            Top(Decimal("150.00"), Decimal("150.01"), now),
+            Top(Decimal("150.000"), Decimal("150.010"), now),
+            self.p,
+            self.h,
         )
 
 
@@ -54,7 +62,9 @@ def test_a_terminal_update_ahead_of_its_fill_events_is_never_hedged_twice() -> N
     book = Book()
     machine, cycle = opened(book)
     book.p += Decimal("0.66")
-    [hedge] = machine.on_fill(cycle, "m1", LegFill("f1", Decimal("0.66"), Decimal(150), Decimal(0), T0), book.snap(T0), T0)
+    [hedge] = machine.on_fill(
+        cycle, "m1", LegFill("f1", Decimal("0.66"), Decimal(150), Decimal(0), T0), book.snap(T0), T0
+    )
     assert isinstance(hedge, Place) and hedge.size == Decimal("0.66")
     machine.placed(cycle, hedge, "h1", hedge.size, T0)
     # the venue's update says "expired, 0.40 filled" before the fill event of those 0.40 arrives
@@ -66,14 +76,18 @@ def test_cycle_round_trips_through_json_mid_cycle_and_continues_identically() ->
     book = Book()
     machine, cycle = opened(book)
     book.p += Decimal("0.30")
-    [hedge] = machine.on_fill(cycle, "m1", LegFill("f1", Decimal("0.30"), Decimal(150), Decimal("-0.0045"), T0), book.snap(T0), T0)
+    [hedge] = machine.on_fill(
+        cycle, "m1", LegFill("f1", Decimal("0.30"), Decimal(150), Decimal("-0.0045"), T0), book.snap(T0), T0
+    )
     assert isinstance(hedge, Place)
     machine.placed(cycle, hedge, "h1", hedge.size, T0)
     copy = Cycle.from_dict(json.loads(json.dumps(cycle.to_dict())))
     assert copy.to_dict() == cycle.to_dict() and copy.exposure == Decimal("0.30")
     book.h -= Decimal("0.30")
     for c in (cycle, copy):
-        machine.on_fill(c, "h1", LegFill("g1", Decimal("0.30"), Decimal("149.7"), Decimal("0.02"), T0), book.snap(T0), T0)
+        machine.on_fill(
+            c, "h1", LegFill("g1", Decimal("0.30"), Decimal("149.7"), Decimal("0.02"), T0), book.snap(T0), T0
+        )
         machine.on_update(c, "m1", OrderState.CANCELLED, Decimal("0.30"), book.snap(T0), T0)
     assert copy.to_dict() == cycle.to_dict()
     assert cycle.status is Status.DONE and cycle.outcome is Outcome.CLEAN and cycle.net_after == 0

@@ -20,7 +20,9 @@ from pipelines.trading.hedge.pricing import (
 from pipelines.trading.instruments import MarketInfo, Side, is_on_tick
 
 BP = MarketInfo("ETH/USDC", "ETH_USDC", Decimal("0.01"), Decimal("0.0001"), Decimal(0), Decimal(0), Decimal("0.0004"))
-HL = MarketInfo("ETH/USDC:USDC", "1", Decimal("0.1"), Decimal("0.001"), Decimal(10), Decimal("0.00015"), Decimal("0.00045"))
+HL = MarketInfo(
+    "ETH/USDC:USDC", "1", Decimal("0.1"), Decimal("0.001"), Decimal(10), Decimal("0.00015"), Decimal("0.00045")
+)
 
 
 def test_common_lot_is_the_least_common_multiple() -> None:
@@ -38,7 +40,9 @@ def test_maker_size_is_a_multiple_of_both_lots_and_clears_both_minimums() -> Non
     assert not refused.ok and "minimum" in (refused.reason or "")
 
 
-@pytest.mark.parametrize(("side", "touch", "expected"), [(Side.SELL, "3000.0", "2994.0"), (Side.BUY, "3000.1", "3006.1")])
+@pytest.mark.parametrize(
+    ("side", "touch", "expected"), [(Side.SELL, "3000.0", "2994.0"), (Side.BUY, "3000.1", "3006.1")]
+)
 def test_taker_limit_is_on_the_hedge_tick_and_inside_the_band(side: Side, touch: str, expected: str) -> None:
     assert taker_limit(HL, side, Decimal(touch), Decimal("0.002")) == Decimal(expected)
 
