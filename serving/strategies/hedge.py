@@ -16,6 +16,10 @@ when the strategy first started (a fill that landed after its cycle closed); a d
 before the next quote. A cycle that ends with a non-zero net halts the strategy (alert
 `hedge_imbalance`); `resume()` clears the halt.
 
+No cycle opens while any order is open on either market outside a cycle (an order left by an earlier
+run once filled mid-cycle and unbalanced the seed's hedge): the engine's clean start and stale-order
+sweep cancel it first.
+
 Hedge venue balance: read through `ctx.available_balance(venue, asset)` when the context provides it
 (an optional extension of `StrategyContext`), otherwise this strategy's portfolio equity.
 """
@@ -172,6 +176,11 @@ class HedgeStrategy:
             self.cycle = drift_cycle(self._new_id(now), self.phase, self.cfg, snap, drift, now)
             ctx.alert("hedge_imbalance", f"{self.strategy_id}: net drift {drift} between cycles, correcting")
             self._run(ctx, self.machine.advance(self.cycle, snap, now))
+            return
+        stray = ctx.open_orders(self.cfg.primary_symbol, self.cfg.primary_venue)
+        stray += ctx.open_orders(self.cfg.hedge_symbol, self.cfg.hedge_venue)
+        if stray:  # an order nobody is hedging (an earlier run's) could fill mid-cycle: wait for the sweep
+            self._note(ctx, "hold", f"{len(stray)} open order(s) on the hedge's markets: {stray[0].order_id}")
             return
         allowed, why = ctx.entries_allowed(self.cfg.primary_symbol)
         if not allowed:

@@ -182,6 +182,8 @@ class Harness:
         if fid not in sent.fills:  # the venue's position moves once per fill, however often it is reported
             sent.fills.append(fid)
             sent.filled += qty
+            if sent.filled >= sent.intent.size:
+                sent.state = OrderState.FILLED
             signed = qty if sent.intent.side is Side.BUY else -qty
             venue = "primary" if sent.intent.venue == self.cfg.primary_venue else "hedge"
             self.ctx.positions[venue] += signed

@@ -73,10 +73,13 @@ class Venue:
             self.h.fill_ioc(order.order_id, max(LOT, (size / 2).quantize(LOT)) if size > LOT else size)
         elif how == "reject":
             self.h.update(order.order_id, OrderState.REJECTED, "Insufficient margin to place order.")
+        elif how == "silence":  # an IOC ends at the venue at once; only its report is lost
+            order.state = OrderState.EXPIRED
         elif how == "silent_fill":  # executed at the venue, and no event ever reports it
             venue = "primary" if order.intent.venue == "primary" else "hedge"
             signed = size if order.intent.side is Side.BUY else -size
             self.h.ctx.positions[venue] += signed
+            order.state = OrderState.FILLED
 
     def settle(self) -> None:
         """From now on the venues behave: every order is answered and filled, until the cycle closes."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from prometheus_client import REGISTRY
+
 from pipelines.trading.hedge.phases import Outcome
 from pipelines.trading.instruments import Side
 from pipelines.trading.orders import OrderState
-from serving.engine.strategy import ExecutionStyle, Strategy, TimeInForce
+from serving.engine.strategy import ExecutionStyle, OrderIntent, Strategy, TimeInForce
 from tests.serving.strategies.hedge_harness import Harness
 
 SIZE = Decimal("0.00019")  # $10 phase at 60,000 raised to the hedge venue's $10 minimum + 10%
@@ -290,3 +292,29 @@ def run_unwound_cycle(h: Harness) -> None:
     h.update(h.orders("hedge")[-1].order_id, OrderState.REJECTED)
     h.fill_ioc(h.orders("unwind")[-1].order_id)
     assert h.strategy.records[-1].outcome == "unwound"
+
+
+def test_an_order_of_an_earlier_run_blocks_quoting_until_it_is_gone() -> None:
+    h = Harness().start()
+    h.ctx.submit(OrderIntent("BTC/USDC", Side.SELL, Decimal("0.01"), Decimal("61000.0"), venue="primary"))
+    h.set_books()
+    assert len(h.ctx.sent) == 1 and any("open order" in r for _, r in h.ctx.decisions)
+    h.ctx.sent[0].state = OrderState.CANCELLED  # the clean start / sweep cancelled it
+    h.advance(0.1)
+    assert len(h.orders("maker")) == 1
+
+
+def test_a_finished_cycle_is_exported_as_prometheus_metrics() -> None:
+    before = REGISTRY.get_sample_value("alphatide_hedge_cycles_total", {"strategy": "hedge-1", "outcome": "clean"}) or 0
+    h = started()
+    run_clean_cycle_now(h)
+    after = REGISTRY.get_sample_value("alphatide_hedge_cycles_total", {"strategy": "hedge-1", "outcome": "clean"})
+    assert after == before + 1
+    assert REGISTRY.get_sample_value("alphatide_hedge_imbalance_base", {"strategy": "hedge-1"}) == 0
+    assert REGISTRY.get_sample_value("alphatide_hedge_phase_notional", {"strategy": "hedge-1"}) == 10
+
+
+def run_clean_cycle_now(h: Harness) -> None:
+    maker = h.orders("maker")[-1]
+    h.fill(maker.order_id, maker.intent.size)
+    h.fill_ioc(h.orders("hedge")[-1].order_id)
