@@ -37,8 +37,8 @@ from typing import Any
 
 from pipelines.trading.hedge.config import HedgeConfig
 from pipelines.trading.hedge.cycle import Cycle, LegFill, Role, Status
-from pipelines.trading.hedge.machine import PRIMARY, Action, Alert, Cancel, HedgeMachine, Place, Snapshot, Top
-from pipelines.trading.hedge.phases import PhaseState, record_outcome
+from pipelines.trading.hedge.machine import PRIMARY, Action, Alert, Cancel, HedgeMachine, Place, Snapshot, Top, is_dust
+from pipelines.trading.hedge.phases import Outcome, PhaseState, record_outcome
 from pipelines.trading.hedge.quote import drift_cycle, plan_quote
 from pipelines.trading.hedge.records import CycleRecord
 from serving.engine.events import BookEvent, SignalEvent, TradeEvent
@@ -154,7 +154,8 @@ class HedgeStrategy:
         now = ctx.now()
         snap = self._snapshot(ctx)
         if self.cycle is not None and self._recover_pending:
-            if not self._books_fresh(snap, now) and now - (self._started_at or now) < timedelta(seconds=10):
+            waited = now - (self._started_at or now)
+            if not self._books_fresh(snap, now) and waited < timedelta(seconds=self.cfg.recovery_wait_seconds):
                 return  # correct at a current price, not at the one persisted before the crash
             self._recover_pending = False
             self._run(ctx, self.machine.recover(self.cycle, snap, now))
@@ -172,7 +173,7 @@ class HedgeStrategy:
             self.anchor_net = total
             self._save(ctx)
         drift = total - self.anchor_net
-        if drift != 0:
+        if drift != 0 and not is_dust(snap, drift):
             self.cycle = drift_cycle(self._new_id(now), self.phase, self.cfg, snap, drift, now)
             ctx.alert("hedge_imbalance", f"{self.strategy_id}: net drift {drift} between cycles, correcting")
             self._run(ctx, self.machine.advance(self.cycle, snap, now))
@@ -254,7 +255,7 @@ class HedgeStrategy:
         self._closed_fills.extend(cycle.fill_ids)
         if cycle.filled > 0:
             self._filled += 1
-        if record.net_after != 0:
+        if cycle.outcome is Outcome.FAILED:
             self.halted = f"cycle {cycle.cycle_id} left net {record.net_after}"
             ctx.alert("hedge_imbalance", f"{self.strategy_id}: halted, {self.halted}")
         self.phase, change = record_outcome(self.phase, cycle.outcome, self.cfg)

@@ -57,6 +57,9 @@ class HedgeConfig(BaseModel):
     maker_ttl_seconds: float = Field(default=30.0, gt=0, description="a resting maker order is cancelled after this")
     verify_timeout_seconds: float = Field(default=3.0, gt=0, description="net must read zero within this")
     max_book_age_seconds: float = Field(default=3.0, gt=0, description="an older book is not quoted from")
+    recovery_wait_seconds: float = Field(
+        default=10.0, ge=0, description="after a restart, wait this long for fresh books before finishing a cycle"
+    )
     cooldown_seconds: float = Field(default=0.5, ge=0, description="pause between a cycle's end and the next")
 
     # Hedge pricing: a marketable limit IOC within a band of the hedge venue's touch.

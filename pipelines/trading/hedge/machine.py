@@ -93,6 +93,11 @@ class Alert:
 Action = Place | Cancel | Alert
 
 
+def is_dust(snap: Snapshot, amount: Decimal) -> bool:
+    """Below one lot on both venues: no order can trade it (e.g. a fee taken in the base asset)."""
+    return abs(amount) < min(snap.primary.lot_size, snap.hedge.lot_size)
+
+
 class HedgeMachine:
     """Transitions of `Cycle`s under one configuration. Every method mutates the cycle it is given."""
 
@@ -222,17 +227,17 @@ class HedgeMachine:
         if cycle.open_of(*Role) > 0:
             return actions  # an order is still working: its fills would change the net
         net = snap.net(cycle)
-        if net == 0:
-            return actions + self._finish(cycle, net, now)
+        if net == 0 or is_dust(snap, net):
+            return actions + self._finish(cycle, net, snap, now)
         started = cycle.verify_started_at or now
         if now - started < timedelta(seconds=self.cfg.verify_timeout_seconds):
             return actions
         alert = Alert("hedge_imbalance", f"cycle {cycle.cycle_id}: net {net} after every order finished")
         if cycle.correct_attempts >= self.cfg.max_hedge_attempts:
-            return [*actions, alert, *self._finish(cycle, net, now)]
+            return [*actions, alert, *self._finish(cycle, net, snap, now)]
         correction = self._correction(cycle, snap, net, now)
         if correction is None:
-            return [*actions, alert, *self._finish(cycle, net, now)]
+            return [*actions, alert, *self._finish(cycle, net, snap, now)]
         cycle.correct_attempts += 1
         cycle.verify_started_at = now
         return [*actions, alert, correction]
@@ -254,21 +259,24 @@ class HedgeMachine:
             return Place(Role.CORRECT, PRIMARY, side, primary_price, size, False, cycle.correct_attempts + 1)
         return None
 
-    def _finish(self, cycle: Cycle, net: Decimal, now: datetime) -> list[Action]:
+    def _finish(self, cycle: Cycle, net: Decimal, snap: Snapshot, now: datetime) -> list[Action]:
         cycle.status, cycle.ended_at, cycle.net_after = Status.DONE, now, net
         back_on_primary = cycle.unwound + sum(
             (o.filled for o in cycle.orders_of(Role.CORRECT) if o.venue == PRIMARY), ZERO
         )
-        if net != 0:
+        alerts: list[Action] = []
+        if net != 0 and not is_dust(snap, net):
             cycle.outcome = Outcome.FAILED
             return [Alert("hedge_imbalance", f"cycle {cycle.cycle_id} ended with net {net}: {cycle.reason}")]
+        if net != 0:
+            alerts.append(Alert("hedge_dust", f"cycle {cycle.cycle_id}: net {net} is below both venues' lot"))
         if cycle.filled == 0 and not cycle.orders_of(Role.CORRECT):
             cycle.outcome = Outcome.NO_FILL
         elif back_on_primary > 0:
             cycle.outcome = Outcome.UNWOUND
         else:
             cycle.outcome = Outcome.CLEAN
-        return []
+        return alerts
 
     # ---- helpers -------------------------------------------------------------------------------
     def _count_failure(self, cycle: Cycle, role: Role) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from prometheus_client import REGISTRY
@@ -318,3 +319,17 @@ def run_clean_cycle_now(h: Harness) -> None:
     maker = h.orders("maker")[-1]
     h.fill(maker.order_id, maker.intent.size)
     h.fill_ioc(h.orders("hedge")[-1].order_id)
+
+
+def test_a_fee_taken_in_the_base_asset_leaves_dust_that_is_alerted_not_halted() -> None:
+    h = started(cooldown_seconds=0)
+    h.ctx.infos["primary"] = replace(h.ctx.infos["primary"], lot_size=Decimal("0.00001"))
+    maker = h.orders("maker")[-1]
+    h.ctx.positions["primary"] -= Decimal("0.000000019")  # the venue kept 0.01% of the bought BTC as its fee
+    h.fill(maker.order_id, SIZE)
+    h.fill_ioc(h.orders("hedge")[-1].order_id)
+    record = h.strategy.records[-1]
+    assert record.outcome == "clean" and record.net_after == Decimal("-0.000000019")
+    assert "hedge_dust" in {k for k, _ in h.ctx.alerts} and not h.strategy.halted
+    h.advance(1)
+    assert len(h.orders("maker")) == 2 and h.orders("correct") == []  # dust is not "corrected" forever
