@@ -301,7 +301,10 @@ class HedgeMachine:
 
     def _maker_timer(self, cycle: Cycle, maker: LegOrder, snap: Snapshot, now: datetime) -> list[Action]:
         if maker.cancel_requested_at is not None:
-            return []
+            if now - maker.cancel_requested_at < timedelta(seconds=self.cfg.hedge_timeout_seconds):
+                return []
+            maker.cancel_requested_at = now  # no answer to the cancel: ask again (cancels are idempotent)
+            return [Cancel(maker.order_id, "cancel unanswered, repeated")]
         if now - maker.sent_at >= timedelta(seconds=self.cfg.maker_ttl_seconds):
             return self._cancel_maker(cycle, now, "maker time to live")
         top, hedge_top = snap.primary_top, snap.hedge_top

@@ -333,3 +333,16 @@ def test_a_fee_taken_in_the_base_asset_leaves_dust_that_is_alerted_not_halted() 
     assert "hedge_dust" in {k for k, _ in h.ctx.alerts} and not h.strategy.halted
     h.advance(1)
     assert len(h.orders("maker")) == 2 and h.orders("correct") == []  # dust is not "corrected" forever
+
+
+def test_an_unanswered_maker_cancel_is_repeated_not_forgotten() -> None:
+    h = started(maker_ttl_seconds=10)
+    [maker] = h.ctx.sent
+    h.advance(10.1)
+    h.advance(5.1)  # no cancel confirmation within the hedge timeout: ask again
+    assert [c for c in h.ctx.cancels if c[0] == maker.order_id] == [
+        (maker.order_id, "maker time to live"),
+        (maker.order_id, "cancel unanswered, repeated"),
+    ]
+    h.update(maker.order_id, OrderState.CANCELLED)
+    assert h.strategy.cycle is None and h.strategy.records[-1].outcome == "no_fill"
