@@ -50,6 +50,14 @@ async def watch(client: Any, method: str, timeout: float = 3.0) -> list[dict[str
     return await asyncio.wait_for(getattr(client, method)(), timeout)
 
 
+async def subscribed(venue: FakeBackpack | FakeHyperliquid, n: int = 1, timeout: float = 5.0) -> None:
+    """Wait until the venue holds `n` subscriptions (a push before that would reach nobody)."""
+    deadline = time.monotonic() + timeout
+    while sum(len(c.subscriptions) for c in list(venue.conns)) < n:
+        assert time.monotonic() < deadline, "the client never subscribed"
+        await asyncio.sleep(0.02)
+
+
 # ---- Backpack (primary) ---------------------------------------------------------------------------
 def test_backpack_markets_give_each_market_its_own_metadata(backpack: FakeBackpack) -> None:
     client = rest(ccxt.backpack, backpack)
@@ -104,7 +112,7 @@ def test_backpack_order_updates_fill_events_drop_delay_and_loss(backpack: FakeBa
         try:
             await client.load_markets()
             first = asyncio.ensure_future(client.watch_orders())
-            await asyncio.sleep(0.3)
+            await subscribed(backpack)
             order = await client.create_order("BTC/USDC", "limit", "buy", 0.001, 60000.0, {"postOnly": True})
             [accepted] = await asyncio.wait_for(first, 3)
             assert (accepted["id"], accepted["status"], accepted["info"]["e"]) == (order["id"], "open", "orderAccepted")
@@ -123,12 +131,13 @@ def test_backpack_order_updates_fill_events_drop_delay_and_loss(backpack: FakeBa
             assert [f["amount"] for f in fills] == [pytest.approx(0.0006), pytest.approx(0.0004)]
 
             pending = asyncio.ensure_future(client.watch_orders())
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
             backpack.drop_websockets()
+            await asyncio.sleep(0.1)
             with pytest.raises(ccxt.NetworkError):
                 await asyncio.wait_for(pending, 3)
             again = asyncio.ensure_future(client.watch_orders())  # reconnects and resubscribes
-            await asyncio.sleep(0.5)
+            await subscribed(backpack)
             await client.create_order("BTC/USDC", "limit", "buy", 0.001, 59990.0, {"postOnly": True})
             assert (await asyncio.wait_for(again, 3))[-1]["info"]["e"] == "orderAccepted"
         finally:
@@ -195,19 +204,20 @@ def test_hyperliquid_order_updates_and_fills_on_the_websocket_survive_a_drop(hyp
             await client.load_markets()
             orders = asyncio.ensure_future(client.watch_orders())
             trades = asyncio.ensure_future(client.watch_my_trades())
-            await asyncio.sleep(0.3)
+            await subscribed(hyperliquid, 2)
             await client.create_order(HL_SYMBOL, "limit", "sell", 0.0002, 59880, {"timeInForce": "Ioc"})
             assert (await asyncio.wait_for(orders, 3))[0]["symbol"] == HL_SYMBOL
             [fill] = await asyncio.wait_for(trades, 3)
             assert fill["amount"] == pytest.approx(0.0002) and fill["id"]
 
             pending = asyncio.ensure_future(client.watch_orders())
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
             hyperliquid.drop_websockets()
+            await asyncio.sleep(0.1)
             with pytest.raises(ccxt.NetworkError):
                 await asyncio.wait_for(pending, 3)
             again = asyncio.ensure_future(client.watch_orders())
-            await asyncio.sleep(0.5)
+            await subscribed(hyperliquid)
             await client.create_order(HL_SYMBOL, "limit", "buy", 0.001, 59000, {"postOnly": True})
             assert (await asyncio.wait_for(again, 3))[-1]["status"] == "open"
         finally:
