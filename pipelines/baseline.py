@@ -46,6 +46,7 @@ class BaselineReport:
 
     def metrics(self, prefix: str = "baseline_") -> dict[str, float]:
         return {
+            f"{prefix}sharpe": self.sharpe_mean,  # the mean over seeds (the name older runs used)
             f"{prefix}sharpe_mean": self.sharpe_mean,
             f"{prefix}sharpe_std": self.sharpe_std,
             f"{prefix}seeds": float(len(self.sharpes)),

@@ -86,6 +86,7 @@ def _champion_score(
         "champion_sharpe": score.sharpe,
         "champion_auc": report.overall.auc,
         "champion_trades": float(backtest.trades),
+        "champion_return": score.total_return,
     }
     return champion, score, metrics
 
@@ -329,6 +330,9 @@ def retrain_and_promote(
         "baseline_sharpe": result.baseline.sharpe_mean,
         "promotion_sharpe": served.score.sharpe,
         "promotion_trades": served.score.trades,
+        "promotion_brier": served.score.brier,
+        "promotion_ece": served.score.ece,
+        "promotion_return": served.score.total_return,
         "trades": result.backtest.trades,
         **{k: v for k, v in result.metrics().items() if k.startswith(BENCH_KEYS)},
         **served.metrics(),
