@@ -64,7 +64,7 @@ def random_entries(frame: pl.DataFrame, count: int, *, seed: int, long_only: boo
     )
     eligible = np.flatnonzero(~last)
     rng = np.random.default_rng(seed)
-    chosen = rng.choice(eligible, size=min(count, len(eligible)), replace=False) if count > 0 else []
+    chosen = rng.choice(eligible, size=min(max(count, 0), len(eligible)), replace=False)
     out = np.zeros(len(frame), dtype=np.int8)
     sides = np.ones(len(chosen), dtype=np.int8) if long_only else np.where(rng.random(len(chosen)) < 0.5, 1, -1)
     out[np.asarray(chosen, dtype=np.int64)] = sides

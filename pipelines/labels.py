@@ -31,6 +31,7 @@ def direction_label(
     if round_trip_cost < 0:
         raise ValueError("round_trip_cost must be >= 0")
     future = pl.col("close").shift(-horizon_bars).over("symbol")
+    value: pl.Expr
     if mode == "exclude_ties":
         value = pl.when(future > pl.col("close")).then(1).when(future < pl.col("close")).then(0)
     else:

@@ -315,6 +315,7 @@ def retrain_and_promote(
         "version": ref.version,
         "promoted": decision.promote,
         "tradeable": decision.tradeable,
+        "served_tower": served.tower,
         "reasons": list(decision.reasons),
         "champion": current.version if current else None,
         "folds": len(result.folds),

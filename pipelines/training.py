@@ -22,7 +22,7 @@ from pipelines.baseline import BaselineReport, cost_variants, model_and_baseline
 from pipelines.config import BacktestConfig, ModelConfig
 from pipelines.domain.candles import timeframe_delta
 from pipelines.evaluation import ForecastReport
-from pipelines.labels import barrier_label, direction_label
+from pipelines.labels import barrier_label, direction_label, tie_share
 from pipelines.metrics import ClassificationMetrics, classification_metrics, strategy_sharpe
 from pipelines.modeling.calibration import CalibratedClassifier
 from pipelines.modeling.folds import (
@@ -355,7 +355,7 @@ def retrain_walk_forward(
         oos, p_oos, majors=majors, timeframe=timeframe, config=backtest, trading=trading, baseline=ctx.baseline
     )
     extra: dict[str, Any] = {
-        "label_tie_share": float(dataset["is_tie"].mean() or 0.0) if "is_tie" in dataset.columns else 0.0,
+        "label_tie_share": tie_share(dataset) if "is_tie" in dataset.columns else 0.0,
         "fit_days_per_fold": float(np.mean([f.fit_days for f in folds])),
         "fit_rows_per_fold": float(np.mean([f.fit_rows for f in folds])),
     }

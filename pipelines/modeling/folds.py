@@ -170,7 +170,7 @@ def run_fold(
         test, p, majors=ctx.majors, timeframe=ctx.timeframe, config=ctx.backtest, trading=ctx.trading,
         baseline=ctx.baseline,
     )
-    span = fit["ts"].max() - fit["ts"].min()  # type: ignore[operator]
+    span: timedelta = fit["ts"].max() - fit["ts"].min()  # type: ignore[operator,assignment]
     fold = FoldResult(
         window=window,
         report=forecast_report(test, p, label),
@@ -180,7 +180,7 @@ def run_fold(
         calibration_method=calibrator.method,
         calibration_briers=briers,
         fit_rows=len(fit),
-        fit_days=span.total_seconds() / 86_400 if span is not None else 0.0,
+        fit_days=span.total_seconds() / 86_400,
         calibration_rows=len(held),
         test_rows=len(test),
         test_tie_rows=int(test[label].is_null().sum()),
