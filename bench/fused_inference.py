@@ -103,28 +103,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for row in warm.iter_rows(named=True):
         scorer.observe_bar(row["symbol"], int(row["ts"].timestamp() * 1e6), {c: row[c] for c in FEATURE_COLUMNS})
     timings: dict[str, list[float]] = {"bar_close": [], "intrabar": [], "tabular_only": []}
+    cpu_times: dict[str, list[float]] = {name: [] for name in timings}
     towers: list[str] = []
     cpu = time.process_time()
-    for row in replay.head(args.rows).iter_rows(named=True):
+    rows = list(replay.head(args.rows).iter_rows(named=True))
+
+    def timed(name: str, call: Any) -> Any:
+        started, thread = time.perf_counter(), time.thread_time()
+        out = call()
+        timings[name].append(time.perf_counter() - started)
+        cpu_times[name].append(time.thread_time() - thread)
+        return out
+
+    for row in rows:
         values = {c: row[c] for c in FEATURE_COLUMNS}
         ts_us = int(row["ts"].timestamp() * 1e6)
-        started = time.perf_counter()
-        score = scorer.score(row["symbol"], values, bar_close_ts_us=ts_us)
-        timings["bar_close"].append(time.perf_counter() - started)
+        score = timed("bar_close", lambda: scorer.score(row["symbol"], values, bar_close_ts_us=ts_us))  # noqa: B023
         towers.append(score.tower if score else "none")
-        started = time.perf_counter()
-        scorer.score(row["symbol"], values)
-        timings["intrabar"].append(time.perf_counter() - started)
-        scorer.use_tabular_only(True)
-        started = time.perf_counter()
-        scorer.score(row["symbol"], values)
-        timings["tabular_only"].append(time.perf_counter() - started)
-        scorer.use_tabular_only(False)
+        timed("intrabar", lambda: scorer.score(row["symbol"], values))  # noqa: B023
+    scorer.use_tabular_only(True)  # the degrade switch
+    for row in rows:
+        values = {c: row[c] for c in FEATURE_COLUMNS}
+        timed("tabular_only", lambda: scorer.score(row["symbol"], values))  # noqa: B023
     result: dict[str, Any] = {
         "pairs": len(pairs),
         "calls": len(timings["bar_close"]),
         "fused_share": round(towers.count("fused") / max(len(towers), 1), 4),
         **{name: _percentiles(samples) for name, samples in timings.items()},
+        **{f"{name}_thread_cpu": _percentiles(samples) for name, samples in cpu_times.items()},
         "budget_p99_us": 10_000,
         "cpu_s": round(time.process_time() - cpu, 2),
         "load_average_1m_at_start": round(load_start, 2),

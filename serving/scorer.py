@@ -78,6 +78,8 @@ class Score:
 @dataclass
 class _Bars:
     values: deque[dict[str, float | None]] = field(default_factory=lambda: deque(maxlen=BAR_BUFFER))
+    # each bar's scaled model inputs, computed once per (bar, model version); aligned with `values`
+    scaled: deque[tuple[str, np.ndarray] | None] = field(default_factory=lambda: deque(maxlen=BAR_BUFFER))
     last_ts_us: int | None = None
     context: tuple[str, int, np.ndarray] | None = None  # (model version, bar ts, context) memo
 
@@ -134,9 +136,11 @@ class ChampionScorer:
         if bars.last_ts_us is not None and bar_ts_us <= bars.last_ts_us:
             if bar_ts_us == bars.last_ts_us and bars.values:
                 bars.values[-1] = dict(values)
+                bars.scaled[-1] = None
                 bars.context = None
             return
         bars.values.append(dict(values))
+        bars.scaled.append(None)
         bars.last_ts_us = bar_ts_us
         bars.context = None
 
@@ -175,9 +179,14 @@ class ChampionScorer:
         memo = bars.context
         if memo is not None and memo[0] == champion.ref.version and memo[1] == bars.last_ts_us:
             return memo[2], have
-        sequence = champion.model.sequence
-        rows = list(bars.values)[-window:]
-        context = champion.model.context_one(np.stack([sequence.scale(r) for r in rows]))
+        sequence, version = champion.model.sequence, champion.ref.version
+        start = len(bars.values) - window
+        for i in range(start, len(bars.values)):  # only bars not yet scaled for this model
+            done = bars.scaled[i]
+            if done is None or done[0] != version:
+                bars.scaled[i] = (version, sequence.scale(bars.values[i]))
+        inputs = np.stack([bars.scaled[i][1] for i in range(start, len(bars.values))])  # type: ignore[index]
+        context = champion.model.context_one(inputs)
         bars.context = (champion.ref.version, bars.last_ts_us, context)
         return context, have
 

@@ -15,6 +15,7 @@ export), `fusion.json` (readout, regime boost, weights, majors).
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -61,14 +62,23 @@ class FusedModel:
         self, p_tab: float, context: np.ndarray | None, vol_regime: float | None, trend_regime: float | None,
         symbol: str,
     ) -> float:
-        """Fused P(up) of one row; a missing context or regime drops that term (SPEC 7 fusion rule)."""
-        ctx = np.full((1, len(self.readout.coef)), np.nan) if context is None else np.asarray(context)[None, :]
-        vol = np.array([np.nan if vol_regime is None else vol_regime])
-        trend = np.array([np.nan if trend_regime is None else trend_regime])
-        major = np.array([symbol.split("/")[0] in self.majors])
-        return float(
-            fuse(self.weights, np.array([p_tab]), self.readout.score(ctx), self.regime.value(vol, trend), major)[0]
-        )
+        """Fused P(up) of one row, in plain floats (the serving hot path); the same arithmetic as `fuse`:
+        a missing context or regime drops that term and the remaining weights are renormalized."""
+        w = self.weights["majors" if symbol.split("/")[0] in self.majors else "alts"].as_tuple()
+        terms = [(w[0], p_tab)]
+        if context is not None and all(math.isfinite(v) for v in context):
+            z = self.readout.intercept + sum(a * float(v) for a, v in zip(self.readout.coef, context, strict=True))
+            terms.append((w[1], 1.0 / (1.0 + math.exp(-min(max(z, -50.0), 50.0)))))
+        if vol_regime is not None and trend_regime is not None and math.isfinite(vol_regime) and math.isfinite(
+            trend_regime
+        ):
+            trend = int(np.sign(trend_regime)) + 1
+            vol = sum(vol_regime >= edge for edge in self.regime.vol_edges)
+            terms.append((w[2], self.regime.up_rate[trend][vol]))
+        total = sum(weight for weight, _ in terms)
+        if total <= 0:
+            return min(max(p_tab, 0.0), 1.0)
+        return min(max(sum(weight * value for weight, value in terms) / total, 0.0), 1.0)
 
     def predict_frame(self, history: pl.DataFrame, rows: pl.DataFrame) -> np.ndarray:
         """Fused P(up) for each row of `rows` (in order); `history` holds the bars before them (same columns)."""

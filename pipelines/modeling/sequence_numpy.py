@@ -33,10 +33,6 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + _erf(x / np.sqrt(2.0)))  # type: ignore[no-any-return]
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))  # type: ignore[no-any-return]
-
-
 @dataclass(frozen=True)
 class NumpySequenceTower:
     """Scaling statistics and LSTM weights of a fitted `SequenceTower` (cell ``lstm``)."""
@@ -62,7 +58,7 @@ class NumpySequenceTower:
 
     def scale(self, values: dict[str, float | None]) -> np.ndarray:
         """One bar's model inputs: scaled values then null masks (2 x columns), float64."""
-        raw = np.array([np.nan if values.get(c) is None else float(values[c]) for c in self.columns])  # type: ignore[arg-type]
+        raw = np.array([values.get(c) for c in self.columns], dtype=np.float64)  # None -> nan
         finite = np.isfinite(raw)
         scaled = np.clip((np.where(finite, raw, 0.0) - self.means) / self.stds, -self.clip, self.clip)
         return np.concatenate([np.where(finite, scaled, 0.0), (~finite).astype(np.float64)])
@@ -78,11 +74,11 @@ class NumpySequenceTower:
         c = np.zeros(hidden)
         x_part = embedded @ w["lstm.weight_ih_l0"].T + w["lstm.bias_ih_l0"] + w["lstm.bias_hh_l0"]
         w_hh = w["lstm.weight_hh_l0"]
-        for t in range(steps):
+        for t in range(steps):  # PyTorch gate order: input, forget, cell, output
             gates = x_part[t] + w_hh @ h
-            i, f, g, o = np.split(gates, 4)
-            c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-            h = _sigmoid(o) * np.tanh(c)
+            gate = 1.0 / (1.0 + np.exp(-gates))
+            c = gate[hidden : 2 * hidden] * c + gate[:hidden] * np.tanh(gates[2 * hidden : 3 * hidden])
+            h = gate[3 * hidden :] * np.tanh(c)
         return w["head.weight"] @ h + w["head.bias"]  # type: ignore[no-any-return]
 
     def save(self, directory: Path) -> None:

@@ -80,6 +80,12 @@ def test_one_parent_run_with_fold_runs_pictures_tags_and_a_served_calibrated_mod
     assert {"label_tie_share", "fit_days_per_fold", "baseline_sharpe_std", "beats_baseline_seed_share"} <= set(
         run.data.metrics
     )
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+
+    health = TestClient(create_app(home)).get("/health").json()  # the serving tier reads the same tag
+    assert health["champion_version"] == first["version"] and health["champion_tradeable"] is False
     served = registry.load_native(ref)
     assert isinstance(served, CalibratedClassifier)
     row = market[1].select(FEATURE_COLUMNS).tail(1).to_numpy()

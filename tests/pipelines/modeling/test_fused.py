@@ -82,6 +82,14 @@ def test_saved_and_loaded_without_torch_it_scores_the_same(
     one = loaded.fuse_one(0.52, context, 1.0, 1.0, "BTC/USDT")
     assert one == pytest.approx(model.fuse_one(0.52, context, 1.0, 1.0, "BTC/USDT"))
     assert loaded.fuse_one(0.52, None, None, None, "BTC/USDT") == pytest.approx(0.52)  # missing terms drop out
+    from pipelines.modeling.fusion import fuse
+
+    for symbol, vol, trend in (("BTC/USDT", 0.7, -1.0), ("DOGE/USDT", 1.1, 1.0), ("ETH/USDT", 1.3, 0.0)):
+        batch = fuse(
+            model.weights, np.array([0.52]), model.readout.score(context[None, :]),
+            model.regime.value(np.array([vol]), np.array([trend])), np.array([symbol.split("/")[0] in model.majors]),
+        )[0]
+        assert loaded.fuse_one(0.52, context, vol, trend, symbol) == pytest.approx(batch, abs=1e-12)
     test = dataset.filter(pl.col("ts") >= AS_OF - timedelta(hours=6))
     history = dataset.filter(pl.col("ts") < AS_OF - timedelta(hours=6))
     assert np.allclose(loaded.predict_frame(history, test), model.predict_frame(history, test), atol=1e-6)
