@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     if args.symbols:
         keep = candles["symbol"].unique().sort().head(args.symbols)
         candles = candles.filter(pl.col("symbol").is_in(keep.implode()))
+    load_start = os.getloadavg()[0]
+    cpu_start = time.process_time()
     started = time.perf_counter()
     features = build_features(candles, "5m")
     features_s = time.perf_counter() - started
@@ -92,10 +94,33 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "fused_brier": round(float(summary.get("fused_brier", float("nan"))), 5),
         "fused_ece": round(float(summary.get("fused_ece", float("nan"))), 4),
         "sequence_fusion_s": round(float(summary.get("sequence_fusion_seconds", 0.0)), 1),
+        "label_mode": "exclude_ties",
+        "label_tie_share": round(float(summary["label_tie_share"]), 4),
+        "fit_days_per_fold": round(float(summary["fit_days_per_fold"]), 1),
+        "fit_rows_per_fold": round(float(summary["fit_rows_per_fold"])),
+        "baseline_sharpe_mean": round(float(summary["baseline_sharpe_mean"]), 3),
+        "baseline_sharpe_std": round(float(summary["baseline_sharpe_std"]), 3),
+        "baseline_seeds": int(summary["baseline_seeds"]),
+        "beats_baseline_seed_share": round(float(summary["beats_baseline_seed_share"]), 3),
+        "pairs_traded": int(summary["pairs_traded"]),
+        "beats_baseline_pair_share": round(float(summary["beats_baseline_pair_share"]), 3),
+        "bt_taker_sharpe": round(float(summary["bt_taker_sharpe"]), 3),
+        "bt_taker_total_return": round(float(summary["bt_taker_total_return"]), 5),
+        "bt_maker_sharpe": round(float(summary["bt_maker_sharpe"]), 3),
+        "bt_maker_total_return": round(float(summary["bt_maker_total_return"]), 5),
+        "bt_maker_trades": int(summary["bt_maker_trades"]),
+        "served_tower": summary["served_tower"],
+        "served_oos_auc": round(float(summary["served_oos_auc"]), 4),
+        "served_oos_ece": round(float(summary["served_oos_ece"]), 4),
+        "promotion_trades": summary["promotion_trades"],
+        "tradeable": summary["tradeable"],
         "reasons": summary["reasons"],
         "notes": summary["notes"],
         "params": summary["params"],
         "cpu_count": os.cpu_count(),
+        "cpu_s": round(time.process_time() - cpu_start, 1),
+        "load_average_1m_at_start": round(load_start, 2),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
     }
     publish("retrain", result)
     return result

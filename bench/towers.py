@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     last: datetime = data["ts"].max()  # type: ignore[assignment]
     test_start = last - timedelta(weeks=8) + timedelta(minutes=5)
     bar = timedelta(minutes=5)
-    history = data.filter(pl.col("ts") < test_start - bar)  # 1-bar embargo
+    labelled = data.filter(pl.col("direction_1").is_not_null())  # ties have no label: fitted and scored without
+    history = labelled.filter(pl.col("ts") < test_start - bar)  # 1-bar embargo
     X = history.select(FEATURE_COLUMNS).to_numpy().astype(np.float64)
     y = history["direction_1"].to_numpy()
 
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     valid_start = test_start - timedelta(weeks=1)
     train = history.filter(pl.col("ts") < valid_start - bar).tail(args.train_rows)
     valid = history.filter(pl.col("ts") >= valid_start)
-    test = data.filter((pl.col("ts") >= test_start) & (pl.col("ts") < test_start + timedelta(weeks=1)))
+    test = labelled.filter((pl.col("ts") >= test_start) & (pl.col("ts") < test_start + timedelta(weeks=1)))
     model = CatBoostClassifier(
         **tuning.best_params,
         rsm=0.85,

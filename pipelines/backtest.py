@@ -109,25 +109,31 @@ def _market(symbol: str, price: float, fee: float) -> MarketInfo:
     )
 
 
-def _prepare(frame: pl.DataFrame, p_up: np.ndarray, lookback: int) -> pl.DataFrame:
+def _prepare(frame: pl.DataFrame, p_up: np.ndarray, lookback: int, entries: np.ndarray | None = None) -> pl.DataFrame:
+    """Sorted rows with the trailing payoff estimates, ties handled the same way in every one of them.
+
+    A bar whose close did not move is neither a win nor a loss. `p_up` is read as P(up | the close
+    moved) (the tie-excluding label), so with t the trailing tie share, W = mean(ret | ret > 0) and
+    L = mean(-ret | ret < 0): E = (1 - t) (p W - (1 - p) L). `avg_win` = (1 - t) W and `avg_loss` =
+    (1 - t) L carry that factor, so `decide_entry`'s p x avg_win - (1 - p) x avg_loss is exactly E.
+    """
     ret = pl.col("close") / pl.col("close").shift(1).over("symbol") - 1.0
+    given = np.zeros(len(frame), dtype=np.int8) if entries is None else np.asarray(entries, dtype=np.int8)
+    ups = (pl.col("_ret") > 0).cast(pl.Float64).rolling_sum(lookback, min_samples=10)
+    downs = (pl.col("_ret") < 0).cast(pl.Float64).rolling_sum(lookback, min_samples=10)
+    known = pl.col("_ret").is_not_null().cast(pl.Float64).rolling_sum(lookback, min_samples=10)
+    moved = (ups + downs) / known
     return (
         frame.select("symbol", "ts", "open", "high", "low", "close")
-        .with_columns(pl.Series("p_up", np.asarray(p_up, dtype=np.float64)))
+        .with_columns(pl.Series("p_up", np.asarray(p_up, dtype=np.float64)), pl.Series("_entry", given))
         .sort("symbol", "ts")
         .with_columns(ret.alias("_ret"))
         .with_columns(
             # Trailing payoff statistics, known at the bar's close (they include the bar itself).
-            (
-                pl.col("_ret").clip(lower_bound=0).rolling_sum(lookback, min_samples=10)
-                / (pl.col("_ret") > 0).cast(pl.Float64).rolling_sum(lookback, min_samples=10)
-            )
+            (pl.col("_ret").clip(lower_bound=0).rolling_sum(lookback, min_samples=10) / ups * moved)
             .over("symbol")
             .alias("avg_win"),
-            (
-                (-pl.col("_ret")).clip(lower_bound=0).rolling_sum(lookback, min_samples=10)
-                / (pl.col("_ret") <= 0).cast(pl.Float64).rolling_sum(lookback, min_samples=10)
-            )
+            ((-pl.col("_ret")).clip(lower_bound=0).rolling_sum(lookback, min_samples=10) / downs * moved)
             .over("symbol")
             .alias("avg_loss"),
             pl.col("_ret").rolling_std(VOLATILITY_BARS, min_samples=5).over("symbol").alias("volatility"),
@@ -154,15 +160,19 @@ def run_backtest(
     timeframe: str,
     config: BacktestConfig,
     trading: TradingConfig,
-    mode: Literal["model", "random"] = "model",
+    mode: Literal["model", "random", "given"] = "model",
     entry_probability: float = 0.0,
     keep_trades: bool = False,
+    long_only: bool = False,
+    entries: np.ndarray | None = None,
 ) -> BacktestResult:
     """Simulate trading `p_up` (probability the next bars go up) over `frame` (symbol, ts, OHLC).
 
     `majors` holds base currencies (BTC, ...): they get the majors' per-trade cap and hard stop.
     `mode="random"`: entries at random bars with probability `entry_probability` (pass the model run's
     `trades / rows`), random side, same sizing (the forecast's confidence still scales the size) and exits.
+    `mode="given"`: entries where `entries` (one value per row of `frame`: +1 long, -1 short, 0 none) says,
+    same sizing and exits (`pipelines.baseline` draws them). `long_only` (spot): the model never shorts.
     """
     if len(frame) != len(p_up):
         raise ValueError(f"{len(frame)} rows but {len(p_up)} forecasts")
@@ -172,7 +182,7 @@ def run_backtest(
         raise ValueError("forecasts must be finite")
     bar = timeframe_delta(timeframe)
     bar_us = int(bar.total_seconds() * _US)
-    data = _prepare(frame, p_up, config.payoff_lookback_bars)
+    data = _prepare(frame, p_up, config.payoff_lookback_bars, entries if mode == "given" else None)
     symbols = data["symbol"].to_numpy()
     ts_us = data["ts"].dt.epoch("us").to_numpy()
     o, h, lo, c = (data[k].to_numpy() for k in ("open", "high", "low", "close"))
@@ -200,8 +210,11 @@ def run_backtest(
             + dcfg.spread_coefficient * spread
             - dcfg.win_rate_band * (avg_win + avg_loss)
         )
-        candidates = np.flatnonzero(ready & (ev > lowest))
         sides = np.where(p >= 0.5, 1, -1)
+        candidates = np.flatnonzero(ready & (ev > lowest) & ((sides > 0) | (not long_only)))
+    elif mode == "given":
+        sides = data["_entry"].to_numpy()
+        candidates = np.flatnonzero(sides != 0)
     else:
         rng = np.random.default_rng(config.baseline_seed)
         draws = rng.random(len(p))

@@ -4,23 +4,68 @@ from __future__ import annotations
 
 import polars as pl
 
+from pipelines.research_config import LabelMode
 
-def direction_label(candles: pl.DataFrame, horizon_bars: int = 1) -> pl.DataFrame:
-    """`direction_<h>` = 1 if close[t+h] >= close[t] else 0; null for the last h bars of each symbol.
 
-    Returns `symbol`, `ts` and the label column (Int8), one row per input bar.
+def direction_label(
+    candles: pl.DataFrame,
+    horizon_bars: int = 1,
+    *,
+    mode: LabelMode = "exclude_ties",
+    round_trip_cost: float = 0.0,
+) -> pl.DataFrame:
+    """The directional label `direction_<h>` (SPEC 6), null for the last h bars of each symbol.
+
+    - ``exclude_ties``: 1 if close[t+h] > close[t], 0 if lower, null if unchanged (a tie is neither up nor
+      down: callers drop it from training and metrics and count it, see `tie_share`).
+    - ``cost_aware``: 1 if close[t+h] / close[t] - 1 > `round_trip_cost` (the move pays for a round
+      trip), else 0; never null before the end.
+
+    Returns `symbol`, `ts`, the label column (Int8) and `is_tie` (Boolean, null at the end), one row per
+    input bar.
     """
     if horizon_bars < 1:
         raise ValueError("horizon_bars must be >= 1")
+    if mode not in ("exclude_ties", "cost_aware"):
+        raise ValueError(f"unknown label mode {mode!r}")
+    if round_trip_cost < 0:
+        raise ValueError("round_trip_cost must be >= 0")
     future = pl.col("close").shift(-horizon_bars).over("symbol")
+    value: pl.Expr
+    if mode == "exclude_ties":
+        value = pl.when(future > pl.col("close")).then(1).when(future < pl.col("close")).then(0)
+    else:
+        value = pl.when(future / pl.col("close") - 1.0 > round_trip_cost).then(1).otherwise(0)
     return candles.sort("symbol", "ts").select(
         "symbol",
         "ts",
-        pl.when(future.is_null())
-        .then(None)
-        .otherwise((future >= pl.col("close")).cast(pl.Int8))
-        .alias(f"direction_{horizon_bars}"),
+        pl.when(future.is_null()).then(None).otherwise(value).cast(pl.Int8).alias(f"direction_{horizon_bars}"),
+        pl.when(future.is_null()).then(None).otherwise(future == pl.col("close")).alias("is_tie"),
     )
+
+
+def window_direction_label(windows: pl.DataFrame) -> pl.DataFrame:
+    """Window markets (SPEC 13b, Polymarket 5-minute up/down): the venue's rule, close >= open is Up (1).
+
+    `windows` holds one row per window with `symbol`, `ts` (window start), `open` (reference price at the
+    start) and `close` (at the end). A tie resolves Up here: that is how the market settles, unlike
+    `direction_label`. Returns `symbol`, `ts`, `window_up` (Int8; null when either price is missing).
+    """
+    return windows.select(
+        "symbol",
+        "ts",
+        pl.when(pl.col("open").is_null() | pl.col("close").is_null())
+        .then(None)
+        .otherwise(pl.col("close") >= pl.col("open"))
+        .cast(pl.Int8)
+        .alias("window_up"),
+    )
+
+
+def tie_share(labels: pl.DataFrame) -> float:
+    """Share of bars with a known outcome whose close did not move over the horizon (0.0 when none)."""
+    known = labels["is_tie"].drop_nulls()
+    return float(known.mean()) if len(known) else 0.0  # type: ignore[arg-type]
 
 
 def barrier_bars(horizon_minutes: float, timeframe_minutes: float) -> int:

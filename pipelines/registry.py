@@ -29,6 +29,7 @@ from catboost import CatBoostClassifier
 
 from pipelines.errors import OperatorError
 from pipelines.modeling.calibration import CalibratedClassifier
+from pipelines.modeling.fused import FusedModel, is_fused_folder
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class ModelRef:
     run_id: str
     feature_columns: tuple[str, ...]
     horizon_bars: int
+    tradeable: bool = False  # tag `tradeable`: passed the full promotion gate (a bootstrap champion is not)
+    tower: str = "tabular"  # tag `served_tower`: "tabular" or "fused"
 
 
 class ServedModel(Protocol):
@@ -63,6 +66,7 @@ class ModelRegistry(ChampionSource, Protocol):
 
 
 CALIBRATED_ARTIFACT = "calibrated"  # the CalibratedClassifier's files inside the pyfunc model
+FUSED_ARTIFACT = "fused"  # a FusedModel's folder (its tabular tower is also the `calibrated` artifact)
 
 
 def _pyfunc_wrapper() -> Any:
@@ -174,7 +178,7 @@ class MlflowRegistry:
 
     def log_candidate(
         self,
-        model: CatBoostClassifier | CalibratedClassifier,
+        model: CatBoostClassifier | CalibratedClassifier | FusedModel,
         *,
         feature_columns: tuple[str, ...],
         horizon_bars: int,
@@ -213,13 +217,16 @@ class MlflowRegistry:
             for path, text in (texts or {}).items():
                 self._mlflow.log_text(text, path)
             signature = infer_signature(input_example, model.predict_proba(example)[:, 1])
-            if isinstance(model, CalibratedClassifier):
+            if isinstance(model, CalibratedClassifier | FusedModel):
                 with tempfile.TemporaryDirectory() as tmp:
-                    saved = model.save(Path(tmp) / CALIBRATED_ARTIFACT)
+                    tabular = model.tabular if isinstance(model, FusedModel) else model
+                    artifacts = {CALIBRATED_ARTIFACT: str(tabular.save(Path(tmp) / CALIBRATED_ARTIFACT))}
+                    if isinstance(model, FusedModel):  # pyfunc's face is its tabular tower
+                        artifacts[FUSED_ARTIFACT] = str(model.save(Path(tmp) / FUSED_ARTIFACT))
                     info = mlflow.pyfunc.log_model(
                         name="model",
                         python_model=_pyfunc_wrapper(),
-                        artifacts={CALIBRATED_ARTIFACT: str(saved)},
+                        artifacts=artifacts,
                         signature=signature,
                         registered_model_name=self.model_name,
                         # Listed, not inferred: inference loads the model in a subprocess (seconds).
@@ -234,6 +241,8 @@ class MlflowRegistry:
             self.model_name, version, "feature_columns", json.dumps(feature_columns)
         )
         self.client.set_model_version_tag(self.model_name, version, "horizon_bars", str(horizon_bars))
+        tower = "fused" if isinstance(model, FusedModel) else "tabular"
+        self.client.set_model_version_tag(self.model_name, version, "served_tower", tower)
         self.set_alias(version, CHALLENGER)
         return run.info.run_id, self.get(version)
 
@@ -252,6 +261,10 @@ class MlflowRegistry:
         self.client.set_tag(run_id, "promotion.reason", summary[:5000])
         self.client.set_model_version_tag(self.model_name, version, "promotion", summary[:5000])
 
+    def record_tradeable(self, version: str, tradeable: bool) -> None:
+        """Tag `tradeable`: whether the version passed the full gate (signals only when false)."""
+        self.client.set_model_version_tag(self.model_name, version, "tradeable", str(tradeable).lower())
+
 
 def _model_ref(name: str, version: object, run_id: object, tags: Mapping[str, str]) -> ModelRef:
     """A version's reference from its registry row and tags (`feature_columns` JSON, `horizon_bars`)."""
@@ -261,6 +274,8 @@ def _model_ref(name: str, version: object, run_id: object, tags: Mapping[str, st
         run_id=str(run_id),
         feature_columns=tuple(json.loads(tags.get("feature_columns", "[]"))),
         horizon_bars=int(tags.get("horizon_bars", "1")),
+        tradeable=tags.get("tradeable", "false") == "true",
+        tower=tags.get("served_tower", "tabular"),
     )
 
 
@@ -271,6 +286,9 @@ def _load_model_folder(folder: Path, ref: ModelRef) -> Any:
     import yaml
 
     flavors = yaml.safe_load((folder / "MLmodel").read_text()).get("flavors", {})
+    fused = folder / "artifacts" / FUSED_ARTIFACT
+    if "catboost" not in flavors and is_fused_folder(fused):
+        return FusedModel.load(fused)
     calibrated = folder / "artifacts" / CALIBRATED_ARTIFACT
     if "catboost" not in flavors and calibrated.is_dir():
         return CalibratedClassifier.load(calibrated)

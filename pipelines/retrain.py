@@ -2,15 +2,18 @@
 out-of-sample period, the promotion decision, and everything logged to MLflow (one parent run, a nested
 run per fold, pictures, lineage tags, the decision's reasons).
 
-What is served: the last fold's calibrated CatBoost model (`CalibratedClassifier`), i.e. exactly the model
-whose figures decide the promotion. `ModelRef.feature_columns` are its input columns.
+What is served: the last fold's fused two-tower model (`FusedModel`) when, on the last fold's test rows,
+its Brier is no worse than the calibrated tabular tower's and its ECE within the gate's; otherwise the
+calibrated CatBoost model (`CalibratedClassifier`). Either way exactly the model whose figures decide the
+promotion. `ModelRef.feature_columns` are its input columns; the version's tags say `served_tower` and
+`tradeable` (passed the full gate; a bootstrap champion serves signals but is not traded).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +24,15 @@ from pipelines.drift import DriftReport, feature_drift
 from pipelines.errors import OperatorError
 from pipelines.promotion import ModelScore, PromotionDecision, promote_if_better
 from pipelines.registry import CHAMPION, FoldRun, MlflowRegistry, ModelRef
-from pipelines.training import RetrainResult, build_training_set, retrain_walk_forward, score_for_promotion
+from pipelines.research_config import ResearchConfig, research_settings
+from pipelines.training import (
+    RetrainResult,
+    build_training_set,
+    forecast_report,
+    model_score,
+    retrain_walk_forward,
+    score_for_promotion,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +76,8 @@ def _champion_score(
         timeframe=timeframe,
         backtest=settings.backtest,
         trading=settings.engine.trading,
+        history=result.history,
+        long_only=research_settings(settings).baseline.long_only,
     )
     metrics = {
         "champion_brier": score.brier,
@@ -73,6 +86,7 @@ def _champion_score(
         "champion_sharpe": score.sharpe,
         "champion_auc": report.overall.auc,
         "champion_trades": float(backtest.trades),
+        "champion_return": score.total_return,
     }
     return champion, score, metrics
 
@@ -87,13 +101,19 @@ def _figures(result: RetrainResult, label: str) -> dict[str, Any]:
         ),
         "plots/equity_vs_baseline.png": plots.equity_curves(
             result.backtest.equity_times,
-            {"model": result.backtest.equity, "random baseline": result.baseline.equity},
+            {
+                f"model ({result.backtest.trades} trades)": result.backtest.equity,
+                f"random baseline, seed 1 of {len(result.baseline.sharpes)} "
+                f"({result.baseline.first.trades} trades)": result.baseline.first.equity,
+            },
         ),
         "plots/feature_importance.png": plots.feature_importance(result.feature_importance),
     }
 
 
-def _report_json(result: RetrainResult, decision: PromotionDecision, drift: dict[str, Any] | None) -> str:
+def _report_json(
+    result: RetrainResult, decision: PromotionDecision, drift: dict[str, Any] | None, served: str
+) -> str:
     return json.dumps(
         {
             "params": result.params,
@@ -114,10 +134,69 @@ def _report_json(result: RetrainResult, decision: PromotionDecision, drift: dict
             "fusion_weights": result.extra.get("fusion_weights"),
             "decision": {"promote": decision.promote, "reasons": list(decision.reasons)},
             "drift": drift,
-            "served_model": "calibrated tabular CatBoost of the last fold (CalibratedClassifier)",
+            "served_model": served,
         },
         indent=2,
         default=str,
+    )
+
+
+BENCH_KEYS = ("label_tie_share", "fit_days_per_fold", "fit_rows_per_fold", "baseline_", "beats_baseline_",
+              "pairs_traded", "bt_taker_", "bt_maker_")
+
+
+def round_trip_cost(settings: Settings, research: ResearchConfig) -> float:
+    """The cost-aware label's threshold: configured, or the backtest's round trip (fees, slippage, spread)."""
+    if research.label.round_trip_cost is not None:
+        return research.label.round_trip_cost
+    bt = settings.backtest
+    return 2 * bt.fee_per_side + 2 * bt.slippage_per_side + bt.spread
+
+
+@dataclass(frozen=True)
+class ServedCandidate:
+    """The model registered for this retrain, its promotion score and why that tower."""
+
+    model: Any
+    score: ModelScore
+    tower: str  # "tabular" or "fused"
+    description: str
+    auc: float
+    ece: float
+
+    def metrics(self) -> dict[str, float]:
+        return {"served_oos_auc": self.auc, "served_oos_ece": self.ece, "served_fused": float(self.tower == "fused")}
+
+
+def served_candidate(
+    result: RetrainResult, settings: Settings, research: ResearchConfig, timeframe: str
+) -> ServedCandidate:
+    """The fused model when it wins on the last fold's test rows (Brier <= the tabular tower's, ECE within
+    the gate's `max_ece`), else the calibrated tabular tower. Both are scored on the same rows."""
+    last = result.folds[-1]
+    tabular = ServedCandidate(
+        result.model, result.score, "tabular",
+        f"calibrated tabular (CalibratedClassifier: CatBoost + {last.calibration_method})",
+        last.report.overall.auc, last.report.overall.ece,
+    )
+    if not research.tower.serve_fused or result.fused is None or result.fused_p is None:
+        return tabular
+    label = f"direction_{settings.model.horizon_bars}"
+    report = forecast_report(result.last_test, result.fused_p, label)
+    if report.overall.brier > last.report.overall.brier or report.overall.ece > settings.promotion.max_ece:
+        return tabular
+    from pipelines.backtest import run_backtest
+
+    backtest = run_backtest(
+        result.last_test, result.fused_p, majors=_majors(settings), timeframe=timeframe,
+        config=settings.backtest, trading=settings.engine.trading, long_only=research.baseline.long_only,
+    )
+    score = model_score(report, backtest, accuracy=result.score.accuracy)
+    return ServedCandidate(
+        result.fused, score, "fused",
+        f"fused two-tower (tabular + LSTM context + regime boost; brier {report.overall.brier:.5f} <= "
+        f"tabular {last.report.overall.brier:.5f})",
+        report.overall.auc, report.overall.ece,
     )
 
 
@@ -140,7 +219,11 @@ def retrain_and_promote(
     Returns a JSON-able summary (the task's XCom).
     """
     model_cfg = settings.model
-    dataset = build_training_set(candles, features, feature_columns, model_cfg.horizon_bars)
+    research = research_settings(settings)
+    dataset = build_training_set(
+        candles, features, feature_columns, model_cfg.horizon_bars,
+        label_mode=research.label.mode, round_trip_cost=round_trip_cost(settings, research),
+    )
     try:
         result = retrain_walk_forward(
             dataset,
@@ -151,6 +234,7 @@ def retrain_and_promote(
             backtest=settings.backtest,
             trading=settings.engine.trading,
             thread_count=thread_count,
+            baseline=research.baseline,
         )
     except ValueError as exc:
         raise OperatorError(f"walk-forward retrain impossible on this batch: {exc}") from exc
@@ -159,10 +243,12 @@ def retrain_and_promote(
         settings.mlflow_tracking_uri, settings.mlruns_dir / "artifacts", model_cfg.name
     )
     champion_ref, champion_score, champion_metrics = _champion_score(registry, result, settings, timeframe)
+    served = served_candidate(result, settings, research, timeframe)
     decision = promote_if_better(
-        result.score, champion_score, validation_passed=validation_passed, config=settings.promotion
+        served.score, champion_score, validation_passed=validation_passed, config=settings.promotion,
+        min_trades=research.gate.min_trades_for_sharpe,
     )
-    metrics = result.metrics() | champion_metrics
+    metrics = result.metrics() | champion_metrics | served.metrics()
     if drift is not None:
         metrics["drift_features"] = float(len(drift.get("drifted", [])))
     last = result.folds[-1].window
@@ -171,8 +257,10 @@ def retrain_and_promote(
         "timeframe": timeframe,
         "test_period": f"{last.test_start.isoformat()}/{last.test_end.isoformat()}",
         "champion_before": champion_ref.version if champion_ref else "none",
-        "served_model": "calibrated tabular (CalibratedClassifier: CatBoost + "
-        f"{result.folds[-1].calibration_method})",
+        "served_model": served.description,
+        "served_tower": served.tower,
+        "backtest_trades": str(served.score.trades),
+        "label_mode": research.label.mode,
         "walk_forward_notes": " | ".join(result.notes)[:5000] or "none",
         "leakage_flag": str(result.score.accuracy > settings.promotion.leakage_accuracy).lower(),
     }
@@ -191,7 +279,7 @@ def retrain_and_promote(
         for f in result.folds
     ]
     figures = _figures(result, f"direction_{model_cfg.horizon_bars}")
-    texts = {"report/retrain.json": _report_json(result, decision, drift)}
+    texts = {"report/retrain.json": _report_json(result, decision, drift, served.description)}
     if "table" in result.tuning:
         texts["report/optuna_trials.csv"] = result.tuning["table"].write_csv()
     if drift is not None:
@@ -201,7 +289,7 @@ def retrain_and_promote(
     } | {"timeframe": timeframe, "optuna_trials_run": result.tuning.get("trials", 0)}
     try:
         run_id, ref = registry.log_candidate(
-            result.model,
+            served.model,
             feature_columns=feature_columns,
             horizon_bars=model_cfg.horizon_bars,
             params=params,
@@ -219,12 +307,15 @@ def retrain_and_promote(
     if decision.promote:
         registry.set_alias(ref.version, CHAMPION)
     registry.record_decision(run_id, ref.version, decision.promote, decision.summary)
+    registry.record_tradeable(ref.version, decision.tradeable)
     log.info("model version %s: %s", ref.version, decision.summary)
     current = registry.champion()
     return {
         "run_id": run_id,
         "version": ref.version,
         "promoted": decision.promote,
+        "tradeable": decision.tradeable,
+        "served_tower": served.tower,
         "reasons": list(decision.reasons),
         "champion": current.version if current else None,
         "folds": len(result.folds),
@@ -237,9 +328,15 @@ def retrain_and_promote(
         "oos_raw_ece": result.overall_raw.overall.ece,
         "shuffled_auc": result.shuffled_auc,
         "sharpe": result.backtest.sharpe,
-        "baseline_sharpe": result.baseline.sharpe,
-        "promotion_sharpe": result.score.sharpe,
+        "baseline_sharpe": result.baseline.sharpe_mean,
+        "promotion_sharpe": served.score.sharpe,
+        "promotion_trades": served.score.trades,
+        "promotion_brier": served.score.brier,
+        "promotion_ece": served.score.ece,
+        "promotion_return": served.score.total_return,
         "trades": result.backtest.trades,
+        **{k: v for k, v in result.metrics().items() if k.startswith(BENCH_KEYS)},
+        **served.metrics(),
         "params": result.params,
         "tuning_seconds": float(result.tuning.get("seconds", 0.0)),
         "retrain_seconds": float(result.extra.get("seconds", 0.0)),

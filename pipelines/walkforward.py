@@ -16,6 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
+import polars as pl
+
 log = logging.getLogger(__name__)
 
 
@@ -152,3 +155,27 @@ def plan_windows(
     for note in notes:
         log.info("walk-forward plan: %s", note)
     return WindowPlan(windows, tuple(notes))
+
+
+def time_stratified_sample(
+    frame: pl.DataFrame, max_rows: int, *, seed: int, stratum: timedelta = timedelta(days=1)
+) -> pl.DataFrame:
+    """At most about `max_rows` rows of `frame` drawn evenly across its time span (order kept).
+
+    Rows are grouped into strata of `stratum` (a UTC day by default) by `ts`; each stratum keeps the same
+    share of its rows (max_rows / len(frame), at least one row), chosen with a seeded generator. So a fold
+    capped by `max_train_rows` still fits on its whole training window, not on its latest rows.
+    """
+    if max_rows < 1:
+        raise ValueError("max_rows must be >= 1")
+    if len(frame) <= max_rows:
+        return frame
+    share = max_rows / len(frame)
+    key = np.random.default_rng(seed).random(len(frame))
+    every = f"{int(stratum.total_seconds())}s"
+    quota = (pl.len().over("_stratum") * share).floor().clip(lower_bound=1)
+    return (
+        frame.with_columns(pl.Series("_key", key), pl.col("ts").dt.truncate(every).alias("_stratum"))
+        .filter(pl.col("_key").rank("ordinal").over("_stratum") <= quota)
+        .drop("_key", "_stratum")
+    )

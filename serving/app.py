@@ -62,6 +62,8 @@ class Health(BaseModel):
     stream_source: str = Field("off", description="stream.source: off, ccxt or replay")
     stream_connected: dict[str, bool] = Field(default_factory=dict, description="Per market-data source")
     online_store_error: str | None = None
+    champion_tower: str | None = Field(None, description="tabular or fused (None without a champion)")
+    champion_tradeable: bool | None = Field(None, description="False: signals only, never traded")
 
 
 class UniverseCache:
@@ -203,14 +205,16 @@ def create_app(
         if row is None:
             return _unavailable(f"no features for {symbol} in the online store yet")
         served_at = now()
-        memo = entry.score
-        if memo is not None and memo[0] == champion.ref.version:
-            p_up = memo[1]
+        memo, memo_key = entry.score, f"{champion.ref.version}/{scorer.tower}"
+        if memo is not None and memo[0].split("|")[0] == memo_key:
+            p_up, tower = memo[1], memo[0].split("|")[-1]
         else:
             started = time.perf_counter()
-            p_up = champion.predict_up([row.values.get(c) for c in columns])
+            scored = scorer.score(symbol, row.values)
+            p_up = scored.p_up if scored is not None else champion.predict_up([row.values.get(c) for c in columns])
+            tower = scored.tower if scored is not None else "tabular"
             INFERENCE_LATENCY.observe(time.perf_counter() - started)
-            entry.score = (champion.ref.version, p_up)
+            entry.score = (f"{memo_key}|{tower}", p_up)
         action = decide_action(p_up, settings)
         reason = threshold_reason(p_up, settings)
         max_age = settings.signal.max_feature_age_s
@@ -231,6 +235,8 @@ def create_app(
             feature_time=row.event_time,
             served_at=served_at,
             reason=reason,
+            tower=tower,  # type: ignore[arg-type]  # "tabular" or "fused" by construction
+            tradeable=champion.tradeable,
         )
 
     @app.get("/hot", response_model=HotRanking)
@@ -266,6 +272,8 @@ def create_app(
             stream_source=settings.stream.source,
             stream_connected=connected,
             online_store_error=latest.store_error,
+            champion_tower=scorer.tower,
+            champion_tradeable=champion.tradeable if champion else None,
         )
 
     @app.get(

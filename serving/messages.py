@@ -37,6 +37,10 @@ class Signal(BaseModel):
     feature_time: datetime | None = Field(description="Bar close (UTC) of the features scored")
     served_at: datetime
     reason: str
+    tower: Literal["tabular", "fused"] = Field("tabular", description="Which tower produced p_up")
+    tradeable: bool = Field(
+        False, description="False while the champion has not passed the full promotion gate: signals only"
+    )
 
 
 class Unavailable(BaseModel):

@@ -13,6 +13,15 @@ Two ways to keep it fresh:
 
 The served model only needs `predict_proba(np.ndarray of shape (1, n)) -> (1, 2)` (a native CatBoost model
 or a calibrated wrapper registered by the training code); `ref.feature_columns` gives the column order.
+
+The fused two-tower model (`pipelines.modeling.fused.FusedModel`) also needs the last 200 bars of the
+symbol for its sequence tower. `score(symbol, values, bar_close_ts_us=...)` keeps them here: a call with
+`bar_close_ts_us` (a closed bar) appends the bar's features to the symbol's buffer (`BAR_BUFFER` bars);
+every call scores the row with the tabular tower and, when the buffer holds a full window and the
+degrade switch (`use_tabular_only`) is off, fuses it with the context of the symbol's last closed bar
+(computed once per bar, in numpy). The returned `Score` says which tower answered, why, and whether the
+model may be traded (`ModelRef.tradeable`: passed the full promotion gate). `LoadedModel.predict_up` is
+the older row-only call: the tabular tower.
 """
 
 from __future__ import annotations
@@ -20,9 +29,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
@@ -31,15 +41,47 @@ from pipelines.registry import ChampionSource, ModelRef
 log = logging.getLogger(__name__)
 
 
+Tower = Literal["tabular", "fused"]
+BAR_BUFFER = 200  # closed bars kept per symbol (SPEC 7: the sequence tower reads the last 200)
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     ref: ModelRef
-    model: Any  # anything with predict_proba((1, n) float64) -> (1, 2)
+    model: Any  # anything with predict_proba((1, n) float64) -> (1, 2); a FusedModel also fuses
+
+    @property
+    def fused(self) -> bool:
+        return getattr(self.model, "tower_name", "tabular") == "fused"
+
+    @property
+    def tradeable(self) -> bool:
+        return self.ref.tradeable
 
     def predict_up(self, values: list[float | None]) -> float:
-        """P(close[t+h] >= close[t]) for one feature row in `ref.feature_columns` order (None = missing)."""
+        """P(up) for one feature row in `ref.feature_columns` order (None = missing): the tabular tower."""
         row = np.array([[np.nan if v is None else v for v in values]], dtype=np.float64)
         return float(self.model.predict_proba(row)[0, 1])
+
+
+@dataclass(frozen=True)
+class Score:
+    """One scored row: the probability, the tower that produced it and whether it may be traded."""
+
+    p_up: float
+    tower: Tower
+    tradeable: bool
+    model_version: str
+    reason: str  # why this tower ("fused", "degraded to the tabular tower", "sequence warming up: 12/200 bars")
+
+
+@dataclass
+class _Bars:
+    values: deque[dict[str, float | None]] = field(default_factory=lambda: deque(maxlen=BAR_BUFFER))
+    # each bar's scaled model inputs, computed once per (bar, model version); aligned with `values`
+    scaled: deque[tuple[str, np.ndarray] | None] = field(default_factory=lambda: deque(maxlen=BAR_BUFFER))
+    last_ts_us: int | None = None
+    context: tuple[str, int, np.ndarray] | None = None  # (model version, bar ts, context) memo
 
 
 class ChampionScorer:
@@ -59,7 +101,96 @@ class ChampionScorer:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.swaps = 0
+        self._tabular_only = False
+        self._bars: dict[str, _Bars] = {}
 
+    # ---- towers ------------------------------------------------------------------------------------
+    def use_tabular_only(self, flag: bool) -> None:
+        """The degrade switch (SPEC 10: inference slower than 10 ms p99): True serves the tabular tower only."""
+        if flag != self._tabular_only:
+            log.warning("scorer: %s", "degraded to the tabular tower" if flag else "fused tower restored")
+        self._tabular_only = flag
+
+    @property
+    def tabular_only(self) -> bool:
+        return self._tabular_only
+
+    @property
+    def tower(self) -> Tower | None:
+        """The tower the champion answers with now (None without a champion); a fused champion whose
+        symbols are still warming up answers with the tabular tower per row (see `Score.tower`)."""
+        champion = self._current
+        if champion is None:
+            return None
+        return "fused" if champion.fused and not self._tabular_only else "tabular"
+
+    @property
+    def tradeable(self) -> bool:
+        """Whether the champion passed the full promotion gate (False without a champion)."""
+        champion = self._current
+        return champion is not None and champion.tradeable
+
+    def observe_bar(self, symbol: str, bar_ts_us: int, values: dict[str, float | None]) -> None:
+        """Append a closed bar's features to the symbol's buffer (a repeated bar time replaces the last)."""
+        bars = self._bars.setdefault(symbol, _Bars())
+        if bars.last_ts_us is not None and bar_ts_us <= bars.last_ts_us:
+            if bar_ts_us == bars.last_ts_us and bars.values:
+                bars.values[-1] = dict(values)
+                bars.scaled[-1] = None
+                bars.context = None
+            return
+        bars.values.append(dict(values))
+        bars.scaled.append(None)
+        bars.last_ts_us = bar_ts_us
+        bars.context = None
+
+    def buffered(self, symbol: str) -> int:
+        bars = self._bars.get(symbol)
+        return len(bars.values) if bars is not None else 0
+
+    def score(
+        self, symbol: str, values: dict[str, float | None], *, bar_close_ts_us: int | None = None
+    ) -> Score | None:
+        """Score one symbol's feature row (None without a champion); see the module docstring."""
+        champion = self.current()
+        if champion is None:
+            return None
+        if bar_close_ts_us is not None:
+            self.observe_bar(symbol, bar_close_ts_us, values)
+        p_tab = champion.predict_up([values.get(c) for c in champion.ref.feature_columns])
+        version = champion.ref.version
+        if not champion.fused:
+            return Score(p_tab, "tabular", champion.tradeable, version, "tabular model")
+        if self._tabular_only:
+            return Score(p_tab, "tabular", champion.tradeable, version, "degraded to the tabular tower")
+        context, have = self._context(symbol, champion)
+        if context is None:
+            reason = f"sequence warming up: {have}/{champion.model.window} bars"
+            return Score(p_tab, "tabular", champion.tradeable, version, reason)
+        p = champion.model.fuse_one(p_tab, context, values.get("vol_regime"), values.get("trend_regime"), symbol)
+        return Score(p, "fused", champion.tradeable, version, "fused")
+
+    def _context(self, symbol: str, champion: LoadedModel) -> tuple[np.ndarray | None, int]:
+        bars = self._bars.get(symbol)
+        window = int(champion.model.window)
+        have = len(bars.values) if bars is not None else 0
+        if bars is None or have < window or bars.last_ts_us is None:
+            return None, have
+        memo = bars.context
+        if memo is not None and memo[0] == champion.ref.version and memo[1] == bars.last_ts_us:
+            return memo[2], have
+        sequence, version = champion.model.sequence, champion.ref.version
+        start = len(bars.values) - window
+        for i in range(start, len(bars.values)):  # only bars not yet scaled for this model
+            done = bars.scaled[i]
+            if done is None or done[0] != version:
+                bars.scaled[i] = (version, sequence.scale(bars.values[i]))
+        inputs = np.stack([bars.scaled[i][1] for i in range(start, len(bars.values))])  # type: ignore[index]
+        context = champion.model.context_one(inputs)
+        bars.context = (champion.ref.version, bars.last_ts_us, context)
+        return context, have
+
+    # ---- champion ------------------------------------------------------------------------------------
     def current(self) -> LoadedModel | None:
         """The champion in service (loads it on first use; see the module docstring for freshness)."""
         if self._thread is not None and self._current is not None:

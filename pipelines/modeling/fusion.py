@@ -25,8 +25,6 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from scipy.optimize import minimize
-from sklearn.linear_model import LogisticRegression
 
 GROUPS = ("majors", "alts")
 _EPS = 1e-6
@@ -125,6 +123,8 @@ def _fit_group(inputs: np.ndarray, y: np.ndarray, seed: tuple[float, float, floa
         loss = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
         dp = -(y / p - (1 - y) / (1 - p)) / len(y)
         return float(loss), inputs.T @ dp
+
+    from scipy.optimize import minimize  # fitting only: the serving process applies fusion without scipy
 
     result = minimize(
         loss_and_grad,
@@ -264,6 +264,8 @@ def fit_context_readout(context: np.ndarray, y: np.ndarray, *, config: FusionCon
     if rows.sum() < 10 or yk.min(initial=1) == yk.max(initial=0):
         base = float(np.clip(yk.mean() if len(yk) else 0.5, _EPS, 1 - _EPS))
         return ContextReadout(intercept=float(np.log(base / (1 - base))), coef=(0.0,) * c.shape[1])
+    from sklearn.linear_model import LogisticRegression
+
     model = LogisticRegression(C=cfg.readout_l2, max_iter=200)
     model.fit(c[rows], yk.astype(np.int64))
     return ContextReadout(intercept=float(model.intercept_[0]), coef=tuple(float(v) for v in model.coef_[0]))

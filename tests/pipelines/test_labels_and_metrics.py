@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.labels import barrier_bars, barrier_label, direction_label
+from pipelines.labels import barrier_bars, barrier_label, direction_label, tie_share, window_direction_label
 from pipelines.metrics import classification_metrics, expected_calibration_error, strategy_sharpe
 
 
@@ -16,13 +16,39 @@ def _closes(closes: dict[str, list[float]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=["symbol", "ts", "close"], orient="row")
 
 
-def test_direction_label_looks_h_bars_ahead_per_symbol() -> None:
+def test_direction_label_looks_h_bars_ahead_per_symbol_and_leaves_ties_out() -> None:
     candles = _closes({"A/USDT": [1, 2, 2, 1], "B/USDT": [5, 4, 6, 6]})
     one = direction_label(candles, 1)
-    assert one.filter(pl.col("symbol") == "A/USDT")["direction_1"].to_list() == [1, 1, 0, None]
-    assert one.filter(pl.col("symbol") == "B/USDT")["direction_1"].to_list() == [0, 1, 1, None]
+    # A: 1->2 up, 2->2 a tie (no label), 2->1 down; B: down, up, a tie.
+    assert one.filter(pl.col("symbol") == "A/USDT")["direction_1"].to_list() == [1, None, 0, None]
+    assert one.filter(pl.col("symbol") == "B/USDT")["direction_1"].to_list() == [0, 1, None, None]
+    assert one.filter(pl.col("symbol") == "A/USDT")["is_tie"].to_list() == [False, True, False, None]
+    assert tie_share(one) == pytest.approx(2 / 6)
     two = direction_label(candles, 2)
     assert two.filter(pl.col("symbol") == "A/USDT")["direction_2"].to_list() == [1, 0, None, None]
+
+
+def test_cost_aware_label_is_up_only_when_the_move_pays_the_round_trip() -> None:
+    # returns: +0.1%, +0.5%, 0, -1%
+    candles = _closes({"A/USDT": [100.0, 100.1, 100.6005, 100.6005, 99.594495]})
+    label = direction_label(candles, 1, mode="cost_aware", round_trip_cost=0.003)
+    assert label["direction_1"].to_list() == [0, 1, 0, 0, None]
+    assert label["is_tie"].to_list() == [False, False, True, False, None]
+    with pytest.raises(ValueError, match="mode"):
+        direction_label(candles, 1, mode="sometimes")  # type: ignore[arg-type]
+
+
+def test_window_markets_keep_the_venue_rule_a_tie_resolves_up() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    windows = pl.DataFrame(
+        {
+            "symbol": ["BTC/USD"] * 4,
+            "ts": [t0 + timedelta(minutes=5 * i) for i in range(4)],
+            "open": [100.0, 100.0, 100.0, None],
+            "close": [101.0, 100.0, 99.0, 100.0],
+        }
+    )
+    assert window_direction_label(windows)["window_up"].to_list() == [1, 1, 0, None]
 
 
 def test_perfect_and_useless_forecasts() -> None:

@@ -73,6 +73,19 @@ def test_one_parent_run_with_fold_runs_pictures_tags_and_a_served_calibrated_mod
 
     ref = registry.champion()
     assert ref is not None and ref.feature_columns == FEATURE_COLUMNS
+    # A bootstrap champion serves signals but has not passed the full gate: it is not tradeable.
+    assert not first["tradeable"] and not ref.tradeable and ref.tower == "tabular"
+    assert "not tradeable" in run.data.tags["promotion.reason"]
+    assert run.data.tags["backtest_trades"] == str(first["promotion_trades"])
+    assert {"label_tie_share", "fit_days_per_fold", "baseline_sharpe_std", "beats_baseline_seed_share"} <= set(
+        run.data.metrics
+    )
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+
+    health = TestClient(create_app(home)).get("/health").json()  # the serving tier reads the same tag
+    assert health["champion_version"] == first["version"] and health["champion_tradeable"] is False
     served = registry.load_native(ref)
     assert isinstance(served, CalibratedClassifier)
     row = market[1].select(FEATURE_COLUMNS).tail(1).to_numpy()
@@ -82,9 +95,19 @@ def test_one_parent_run_with_fold_runs_pictures_tags_and_a_served_calibrated_mod
     second = _retrain(home, market)  # same data: the champion is scored on the same period
 
     assert second["champion_brier"] == pytest.approx(second["oos_brier"], abs=0.05)
-    assert not second["promoted"] and second["champion"] == first["version"]  # Sharpe 0 < 0.5 on noise
-    assert any("sharpe" in reason for reason in second["reasons"])
-    assert registry.client.get_run(second["run_id"]).data.tags["promotion.decision"] == "rejected"
+    # One-day synthetic test windows give too few trades for a Sharpe: the gate says so and judges on
+    # Brier, ECE and the trading check (net return >= max(0, champion's)) instead (issue 16).
+    assert second["promotion_trades"] < 30
+    assert any("sharpe not estimated" in reason for reason in second["reasons"])
+    earned = second["promotion_ece"] <= home.promotion.max_ece and second["promotion_brier"] <= second["champion_brier"]
+    earned = earned and second["promotion_return"] >= max(0.0, second["champion_return"])
+    assert second["promoted"] == earned
+    assert second["tradeable"] == earned  # passing the full gate makes a champion tradeable
+    current = registry.champion()
+    assert current is not None and current.version == (second["version"] if earned else first["version"])
+    assert current.tradeable == earned
+    decision = registry.client.get_run(second["run_id"]).data.tags["promotion.decision"]
+    assert decision == ("promoted" if earned else "rejected")
 
 
 def test_trigger_parameters_are_validated(home: Settings) -> None:

@@ -113,3 +113,18 @@ def test_on_recorded_candles_the_shuffled_control_is_a_coin_and_calibration_lowe
     assert result.shuffled_auc is not None and abs(result.shuffled_auc - 0.5) <= 0.02
     assert result.overall.overall.ece < result.overall_raw.overall.ece
     assert result.overall.overall.accuracy < 0.6  # no leak in the real features
+
+
+def test_a_capped_fold_still_fits_on_its_whole_training_window(dataset: pl.DataFrame) -> None:
+    capped = FAST.model_copy(update={"max_train_rows": 1000, "shuffled_control": False})
+
+    result = _retrain(dataset, FEATURE_COLUMNS, capped)
+
+    for fold in result.folds:
+        w = fold.window
+        fit_end = w.train_end - (w.train_end - w.train_start) * capped.calibration_share - timedelta(minutes=5)
+        window_days = (fit_end - w.train_start) / timedelta(days=1)
+        assert 900 <= fold.fit_rows <= 1000  # capped ...
+        assert fold.fit_days >= 0.97 * window_days  # ... by a time-stratified sample, not the latest rows
+        assert fold.metrics()["fit_days"] == fold.fit_days
+    assert result.extra["fit_days_per_fold"] == pytest.approx(np.mean([f.fit_days for f in result.folds]))

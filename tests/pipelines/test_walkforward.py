@@ -119,3 +119,20 @@ def test_short_history_degrades_to_shorter_folds_with_a_note() -> None:
             max_test_share=0.3,
             min_train_span=timedelta(days=2),
         )
+
+
+def test_a_time_stratified_sample_keeps_the_same_share_of_every_day() -> None:
+    import polars as pl
+
+    from pipelines.walkforward import time_stratified_sample
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    frame = pl.DataFrame({"ts": [start + timedelta(minutes=5 * i) for i in range(288 * 10)], "x": range(2880)})
+
+    sample = time_stratified_sample(frame, 720, seed=1)
+
+    per_day = sample.group_by(pl.col("ts").dt.date()).len()["len"].to_list()
+    assert len(sample) == 720 and per_day == [72] * 10  # a quarter of each day, all ten days
+    assert sample["ts"].is_sorted()  # order kept
+    assert time_stratified_sample(frame, 5000, seed=1).equals(frame)
+    assert time_stratified_sample(frame, 720, seed=1).equals(sample)  # seeded

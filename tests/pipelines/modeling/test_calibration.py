@@ -197,7 +197,9 @@ def test_calibration_lowers_ece_of_catboost_on_the_real_sample(shared_data: Path
         .with_columns(pl.col("ts").dt.cast_time_unit("us"))
         .collect()
     )
-    data = build_training_set(candles, build_features(candles), FEATURE_COLUMNS, 1)
+    data = build_training_set(candles, build_features(candles), FEATURE_COLUMNS, 1).filter(
+        pl.col("direction_1").is_not_null()  # ties have no label
+    )
     cfg = ModelConfig()
     valid_start, test_start = datetime(2024, 6, 16, tzinfo=UTC), datetime(2024, 6, 23, tzinfo=UTC)
     train = data.filter(pl.col("ts") < valid_start).head(-len(pairs))  # 1-bar embargo
