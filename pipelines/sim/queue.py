@@ -124,22 +124,29 @@ class PowerProb2(PowerProb):
 
 
 class LogProb(ProbQueue):
-    """``p = log(1+back) / (log(1+back) + log(1+front))`` (hftbacktest `LogProbQueueFunc`)."""
+    """``p = log(1+back) / (log(1+back) + log(1+front))`` (hftbacktest `LogProbQueueFunc`).
+
+    Unlike the power family the log is not scale-free: sizes enter it in base units (lots x ``unit``,
+    the lot size), as in hftbacktest, whose queue holds quantities, not lots.
+    """
 
     name = "log"
 
+    def __init__(self, unit: float = 1.0) -> None:
+        self.unit = unit
+
     def prob(self, front: float, back: float) -> float:
-        fb, ff = math.log1p(back), math.log1p(front)
+        fb, ff = math.log1p(back * self.unit), math.log1p(front * self.unit)
         return fb / (fb + ff)
 
 
-class LogProb2(ProbQueue):
-    """``p = log(1+back) / log(1+back+front)`` (hftbacktest `LogProbQueueFunc2`)."""
+class LogProb2(LogProb):
+    """``p = log(1+back) / log(1+back+front)`` (hftbacktest `LogProbQueueFunc2`), sizes in base units."""
 
     name = "log2"
 
     def prob(self, front: float, back: float) -> float:
-        return math.log1p(back) / math.log1p(back + front)
+        return math.log1p(back * self.unit) / math.log1p((back + front) * self.unit)
 
 
 def _pow(x: float, n: float) -> float:
@@ -147,8 +154,9 @@ def _pow(x: float, n: float) -> float:
     return x**n if x >= 0 else float("nan")
 
 
-def queue_model(spec: str) -> QueueModel:
-    """``risk_averse`` | ``power:N`` | ``power2:N`` | ``log`` | ``log2`` -> a model."""
+def queue_model(spec: str, lot_size: float = 1.0) -> QueueModel:
+    """``risk_averse`` | ``power:N`` | ``power2:N`` | ``log`` | ``log2`` -> a model (``lot_size``: the
+    base units of one lot, for the log models)."""
     name, _, arg = spec.partition(":")
     if name == "risk_averse":
         return RiskAverseQueue()
@@ -157,7 +165,7 @@ def queue_model(spec: str) -> QueueModel:
     if name == "power2":
         return PowerProb2(float(arg or 2))
     if name == "log":
-        return LogProb()
+        return LogProb(lot_size)
     if name == "log2":
-        return LogProb2()
+        return LogProb2(lot_size)
     raise ValueError(f"unknown queue model {spec!r}: risk_averse, power:N, power2:N, log, log2")
