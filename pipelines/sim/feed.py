@@ -39,7 +39,7 @@ from pipelines.marketdata.binance_capture import BinanceMarket, infer_market, it
 
 BID, ASK, BUY_TRADE, SELL_TRADE, BID_CLEAR, ASK_CLEAR = 1, 2, 3, 4, 5, 6
 _SCALE = 10**8  # prices and sizes are read at 1e-8 resolution before finding their step
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"
 DEFAULT_CACHE = Path(__file__).resolve().parents[2] / ".cache" / "sim"
 
 
@@ -58,6 +58,7 @@ class Feed:
     qty: np.ndarray
     gaps: int = 0
     clock_offset_ns: int = 0
+    update_id: np.ndarray | None = None  # per row: the venue's book update id (diffs, snapshot), else 0
 
     def __len__(self) -> int:
         return int(self.kind.shape[0])
@@ -74,6 +75,7 @@ class Feed:
         return Feed(
             self.venue, self.symbol, self.tick_size, self.lot_size, self.kind[lo:hi], self.exch_ts[lo:hi],
             self.local_ts[lo:hi], self.px[lo:hi], self.qty[lo:hi], self.gaps, self.clock_offset_ns,
+            None if self.update_id is None else self.update_id[lo:hi],
         )
 
 
@@ -105,6 +107,7 @@ def finish_feed(
     clock_offset_ns: int | None = None,
     base_latency_ns: int = 0,
     gaps: int = 0,
+    update_id: Sequence[int] | None = None,
 ) -> Feed:
     """Rows (any order) -> a `Feed`: sorted by exchange time (stable), converted to ticks and lots.
 
@@ -118,6 +121,7 @@ def finish_feed(
     q_units = np.rint(np.asarray(qty, dtype=np.float64) * _SCALE).astype(np.int64)
     order = np.argsort(ets, kind="stable")
     k, ets, rts, p_units, q_units = k[order], ets[order], rts[order], p_units[order], q_units[order]
+    uid = np.asarray(update_id, dtype=np.int64)[order] if update_id is not None else None
     tick_u = _to_units(tick_size) if tick_size is not None else _step(p_units)
     lot_u = _to_units(lot_size) if lot_size is not None else _step(q_units)
     if clock_offset_ns is None:
@@ -137,6 +141,7 @@ def finish_feed(
         np.rint(q_units / lot_u).astype(np.int64),
         gaps,
         clock_offset_ns,
+        uid,
     )
 
 
@@ -149,8 +154,10 @@ class _Rows:
         self.rts: list[int] = []
         self.px: list[float] = []
         self.qty: list[float] = []
+        self.uid: list[int] = []
 
-    def add(self, kind: int, ets: int, rts: int, px: float, qty: float) -> None:
+    def add(self, kind: int, ets: int, rts: int, px: float, qty: float, uid: int = 0) -> None:
+        self.uid.append(uid)
         self.kind.append(kind)
         self.ets.append(ets)
         self.rts.append(rts)
@@ -158,21 +165,22 @@ class _Rows:
         self.qty.append(qty)
 
     def snapshot(self, snap: BookSnapshot, ets: int, rts: int) -> None:
+        uid = snap.last_update_id or 0
         if snap.bids:
-            self.add(BID_CLEAR, ets, rts, snap.bids[-1].price, 0.0)
+            self.add(BID_CLEAR, ets, rts, snap.bids[-1].price, 0.0, uid)
             for lvl in snap.bids:
-                self.add(BID, ets, rts, lvl.price, lvl.qty)
+                self.add(BID, ets, rts, lvl.price, lvl.qty, uid)
         if snap.asks:
-            self.add(ASK_CLEAR, ets, rts, snap.asks[-1].price, 0.0)
+            self.add(ASK_CLEAR, ets, rts, snap.asks[-1].price, 0.0, uid)
             for lvl in snap.asks:
-                self.add(ASK, ets, rts, lvl.price, lvl.qty)
+                self.add(ASK, ets, rts, lvl.price, lvl.qty, uid)
 
     def diff(self, diff: BookDiff, rts: int) -> None:
-        ets = diff.ts_us * 1000
+        ets, uid = diff.ts_us * 1000, diff.final_update_id
         for lvl in diff.bids:
-            self.add(BID, ets, rts, lvl.price, lvl.qty)
+            self.add(BID, ets, rts, lvl.price, lvl.qty, uid)
         for lvl in diff.asks:
-            self.add(ASK, ets, rts, lvl.price, lvl.qty)
+            self.add(ASK, ets, rts, lvl.price, lvl.qty, uid)
 
 
 def _sequence(
@@ -264,6 +272,7 @@ def feed_from_binance_capture(
     feed = finish_feed(
         venue, symbol, rows.kind, rows.ets, rows.rts, rows.px, rows.qty, tick_size=tick_size,
         lot_size=lot_size, clock_offset_ns=clock_offset_ns, base_latency_ns=base_latency_ns, gaps=gaps,
+        update_id=rows.uid,
     )
     if cached is not None:
         _save(feed, cached)
@@ -275,6 +284,7 @@ def _save(feed: Feed, path: Path) -> None:
     tmp = path.with_name(path.stem + ".tmp.npz")
     np.savez(
         tmp, kind=feed.kind, exch_ts=feed.exch_ts, local_ts=feed.local_ts, px=feed.px, qty=feed.qty,
+        update_id=feed.update_id if feed.update_id is not None else np.zeros(0, np.int64),
         meta=np.array([feed.venue, feed.symbol, str(feed.tick_size), str(feed.lot_size), str(feed.gaps),
                        str(feed.clock_offset_ns)]),
     )
@@ -284,8 +294,9 @@ def _save(feed: Feed, path: Path) -> None:
 def _load(path: Path) -> Feed:
     with np.load(path) as z:
         venue, symbol, tick, lot, gaps, offset = (str(x) for x in z["meta"])
+        uid = z["update_id"] if len(z["update_id"]) else None
         return Feed(venue, symbol, Decimal(tick), Decimal(lot), z["kind"], z["exch_ts"], z["local_ts"], z["px"],
-                    z["qty"], int(gaps), int(offset))
+                    z["qty"], int(gaps), int(offset), uid)
 
 
 def feed_from_frames(

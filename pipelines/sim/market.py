@@ -142,6 +142,7 @@ class SimMarket:
         self.now = self._lts[0] if self.n else 0
         self.trades_seen = 0
         self.responses_seen = 0
+        self.inbox: list[Response] | None = None  # set by a Broker adapter to receive every answer
         self.last_trade: tuple[int, int, int, int] | None = None  # (ts, side, px, qty) at the exchange
 
     # ---- our side -----------------------------------------------------------------------------------
@@ -169,7 +170,7 @@ class SimMarket:
 
     def cancel(self, oid: int) -> bool:
         local = self.orders.get(oid)
-        if local is None or local.req != REQ_NONE or local.status not in (NEW, PARTIAL):
+        if local is None or local.req == REQ_CANCEL or local.status not in (NONE, NEW, PARTIAL):
             return False
         local.req = REQ_CANCEL
         self._push_exch(self.now + self.latency.entry(self.now), ("cancel", oid))
@@ -197,6 +198,8 @@ class SimMarket:
         self.responses_seen += 1
         local = self.orders.get(r.oid)
         if local is None:
+            if self.inbox is not None:
+                self.inbox.append(r)
             return
         if r.exec_qty:
             local.filled += r.exec_qty
@@ -204,13 +207,17 @@ class SimMarket:
             self.position += signed
             self.balance -= signed * r.exec_px * self.tick * self.lot
             self.fees_paid += r.fee
-        if r.status == NONE:  # a refused cancel: the order is gone already (filled) or unknown
-            local.req = REQ_NONE
-            return
-        local.status = r.status
-        local.reason = r.reason or local.reason
-        if r.status != PARTIAL or local.req == REQ_NEW:
-            local.req = REQ_NONE
+        status = r.status
+        if status == NONE:  # a refused cancel: the order is gone already (filled) or unknown
+            if local.req == REQ_CANCEL:
+                local.req = REQ_NONE
+        else:
+            local.status = status
+            local.reason = r.reason or local.reason
+            if status in (FILLED, CANCELED, EXPIRED) or local.req == REQ_NEW:
+                local.req = REQ_NONE
+        if self.inbox is not None:
+            self.inbox.append(r)
 
     def next_local(self, horizon: int) -> int:
         """Run the exchange through everything before our next event or ``horizon``, whichever is first,
