@@ -131,7 +131,8 @@ def build(data: np.ndarray, p: dict) -> object:  # type: ignore[type-arg]
 
 def main() -> None:
     feed_path, params_path = sys.argv[1], sys.argv[2]
-    p = json.loads(open(params_path).read())
+    with open(params_path) as fh:
+        p = json.load(fh)
     with np.load(feed_path) as z:
         data = to_events(z, p["tick"], p["lot"])
     lots_qty = p["lots"] * p["lot"]

@@ -91,7 +91,9 @@ class SimReplay:
             )
 
 
-def top_of_book_after_rows(feed_kind: Sequence[int], feed_px: Sequence[int], feed_qty: Sequence[int]) -> list[tuple[int, int]]:
+def top_of_book_after_rows(
+    feed_kind: Sequence[int], feed_px: Sequence[int], feed_qty: Sequence[int]
+) -> list[tuple[int, int]]:
     """Best bid/ask ticks after each row (a check against the venue's bookTicker)."""
     book = L2Book()
     out = []

@@ -54,7 +54,6 @@ from pipelines.trading.orders import (
 from pipelines.trading.paper import Trade
 from serving.engine.broker import BrokerError, VenueOrderView, base_quote
 
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
