@@ -338,7 +338,7 @@ def feed_from_frames(
 
 def _ns(ts: object) -> int:
     if hasattr(ts, "timestamp"):
-        return int(round(ts.timestamp() * 1e6)) * 1000  # type: ignore[union-attr]
+        return round(ts.timestamp() * 1e6) * 1000  # type: ignore[union-attr]
     if isinstance(ts, int):
         return ts * 1000  # µs ints (the lake's precision)
     raise TypeError(f"unsupported timestamp {ts!r}")

@@ -21,80 +21,41 @@ Decimal conversion happens in the Broker adapter.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
-from pipelines.sim.fees import FeeSchedule
+import numpy as np
+
 from pipelines.sim.feed import ASK, ASK_CLEAR, BID, BID_CLEAR, BUY_TRADE, Feed
+from pipelines.sim.fees import FeeSchedule
 from pipelines.sim.latency import LatencyModel
+from pipelines.sim.orders import (  # re-exported: the market's vocabulary
+    BUY,
+    CANCELED,
+    EXPIRED,
+    FILLED,
+    GTC,
+    GTX,
+    INF,
+    IOC,
+    NEW,
+    NONE,
+    PARTIAL,
+    REQ_CANCEL,
+    REQ_NEW,
+    REQ_NONE,
+    SELL,
+    Fill,
+    LocalOrder,
+    Response,
+    SimOrder,
+)
 from pipelines.sim.queue import QueueModel, filled_lots
 
-INF = 1 << 62
-BUY, SELL = 1, -1
-GTC, GTX, IOC = 0, 1, 2  # GTX = post-only
-# order status (our view follows the exchange's after the response latency)
-NONE, NEW, PARTIAL, FILLED, CANCELED, EXPIRED = 0, 1, 2, 3, 4, 5
-# pending request on our side
-REQ_NONE, REQ_NEW, REQ_CANCEL = 0, 1, 2
 _SCAN_LIMIT = 512
-
-
-class SimOrder:
-    """An order as the exchange holds it."""
-
-    __slots__ = ("cum_trade", "front", "leaves", "oid", "px", "qty", "side", "status", "tif")
-
-    def __init__(self, oid: int, side: int, px: int, qty: int, tif: int) -> None:
-        self.oid, self.side, self.px, self.qty, self.tif = oid, side, px, qty, tif
-        self.leaves = qty
-        self.status = NONE
-        self.front = 0.0
-        self.cum_trade = 0.0
-
-
-class LocalOrder:
-    """An order as we know it (updated when the exchange's answers reach us)."""
-
-    __slots__ = ("filled", "oid", "px", "qty", "reason", "req", "side", "status", "tif")
-
-    def __init__(self, oid: int, side: int, px: int, qty: int, tif: int) -> None:
-        self.oid, self.side, self.px, self.qty, self.tif = oid, side, px, qty, tif
-        self.filled = 0
-        self.status = NONE
-        self.req = REQ_NEW
-        self.reason = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Fill:
-    """One execution, as the exchange made it (``exch_ts``) and as we learned it (``local_ts``)."""
-
-    venue: str
-    symbol: str
-    oid: int
-    side: int
-    px: int
-    qty: int
-    maker: bool
-    fee: float
-    exch_ts: int
-    local_ts: int
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """The exchange's answer about one order, delivered at ``local_ts``."""
-
-    local_ts: int
-    exch_ts: int
-    oid: int
-    status: int
-    leaves: int
-    exec_px: int
-    exec_qty: int
-    maker: bool
-    fee: float
-    reason: str = ""
+__all__ = [
+    "BUY", "CANCELED", "EXPIRED", "FILLED", "GTC", "GTX", "INF", "IOC", "NEW", "NONE", "PARTIAL", "REQ_CANCEL",
+    "REQ_NEW", "REQ_NONE", "SELL", "Fill", "LocalOrder", "Response", "SimMarket", "SimOrder",
+]
 
 
 class SimMarket:
@@ -142,6 +103,7 @@ class SimMarket:
         self.now = self._lts[0] if self.n else 0
         self.trades_seen = 0
         self.responses_seen = 0
+        self.order_history: list[LocalOrder] = []  # every order we sent, as we know it (for reports)
         self.inbox: list[Response] | None = None  # set by a Broker adapter to receive every answer
         self.last_trade: tuple[int, int, int, int] | None = None  # (ts, side, px, qty) at the exchange
 
@@ -162,8 +124,9 @@ class SimMarket:
             raise ValueError(f"order id {oid} already in use")
         if qty <= 0 or px <= 0:
             raise ValueError("price and size must be positive (ticks, lots)")
-        local = LocalOrder(oid, side, px, qty, tif)
+        local = LocalOrder(oid, side, px, qty, tif, self.now)
         self.orders[oid] = local
+        self.order_history.append(local)
         arrive = self.now + self.latency.entry(self.now)
         self._push_exch(arrive, SimOrder(oid, side, px, qty, tif))
         return local
@@ -216,6 +179,8 @@ class SimMarket:
             local.reason = r.reason or local.reason
             if status in (FILLED, CANCELED, EXPIRED) or local.req == REQ_NEW:
                 local.req = REQ_NONE
+            if status in (FILLED, CANCELED, EXPIRED):
+                local.closed_ts = r.local_ts
         if self.inbox is not None:
             self.inbox.append(r)
 
@@ -489,6 +454,14 @@ class SimMarket:
         self._respond(ts, o, 0, 0, False, 0.0)
 
     # ---- results ------------------------------------------------------------------------------------
+    def marks(self) -> tuple[np.ndarray, np.ndarray]:
+        """(exchange time, mid price) after every replayed row with both sides present (for reports)."""
+        n = len(self._bbh)
+        bb = np.asarray(self._bbh, dtype=np.float64)
+        ba = np.asarray(self._bah, dtype=np.float64)
+        ok = (bb > -INF) & (ba < INF)
+        return self.feed.exch_ts[:n][ok], (bb[ok] + ba[ok]) / 2 * self.tick
+
     def mid(self) -> float:
         bb, ba = self.best_bid, self.best_ask
         return (bb + ba) / 2 * self.tick if bb > -INF and ba < INF else 0.0

@@ -8,8 +8,8 @@ at the touch. A re-quote therefore takes a cancel round trip, as it would on a v
 
 from __future__ import annotations
 
-from pipelines.sim.simulation import Simulation
 from pipelines.sim.market import BUY, GTX, INF, NEW, PARTIAL, REQ_NONE, SELL, SimMarket
+from pipelines.sim.simulation import Simulation
 
 
 class TouchQuoter:
