@@ -35,6 +35,7 @@ from pipelines.sim.latency import ConstantLatency
 from pipelines.sim.market import SimMarket
 from pipelines.sim.queue import queue_model
 from pipelines.sim.quoting import run_quoter
+from pipelines.sim.report import records_from_market, write_report
 
 HFT_PYTHON = Path(os.environ.get("HFTBACKTEST_PYTHON", ROOT / ".venv-hft" / "bin" / "python"))
 GOAL_EVENTS_PER_S = 200_000
@@ -51,6 +52,8 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--maker-fee", type=float, default=-0.00005, help="fraction; negative = rebate")
     ap.add_argument("--taker-fee", type=float, default=0.0004)
     ap.add_argument("--lots", type=int, default=1)
+    ap.add_argument("--report", type=Path, default=None,
+                    help="also write alphatide's backtest report (summary.json, fills/orders/equity CSV, PNG) here")
     return ap.parse_args()
 
 
@@ -68,6 +71,8 @@ def run_alphatide(feed: Feed, a: argparse.Namespace) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), time.process_time()
     quoter = run_quoter(market, a.lots)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    if a.report is not None:
+        write_report(records_from_market(market), a.report)
     lot = float(feed.lot_size)
     return {
         "wall_s": round(wall, 4),

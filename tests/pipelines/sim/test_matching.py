@@ -40,7 +40,7 @@ def test_resting_order_fills_only_after_the_queue_ahead_traded(spec: str) -> Non
 
 def test_risk_averse_ignores_cancellations_ahead_but_prob_models_advance() -> None:
     # Arrange: 5 lots ahead, 5 join behind us, then 4 lots are cancelled (no trade), then 2 lots trade
-    rows = book(0, {100: 5}, {101: 3}) + [(BID, 20, 100, 10), (BID, 30, 100, 6), (SELL_TRADE, 40, 100, 2)]
+    rows = [*book(0, {100: 5}, {101: 3}), (BID, 20, 100, 10), (BID, 30, 100, 6), (SELL_TRADE, 40, 100, 2)]
     results = {}
     for spec in ("risk_averse", "power:2"):
         m = market(rows, queue=queue_model(spec))
@@ -52,7 +52,7 @@ def test_risk_averse_ignores_cancellations_ahead_but_prob_models_advance() -> No
     # (front 5 - 0.5*4 = 3; 2 traded: 1 left): neither is filled yet
     assert results == {"risk_averse": 0, "power:2": 0}
     # two more lots trade: the power-2 queue is through (1 - 2 < 0), the risk-averse one is not (3 - 2)
-    rows2 = rows + [(SELL_TRADE, 45, 100, 2)]
+    rows2 = [*rows, (SELL_TRADE, 45, 100, 2)]
     filled = {}
     for spec in ("risk_averse", "power:2"):
         m = market(rows2, queue=queue_model(spec))
@@ -94,7 +94,7 @@ def test_the_split_follows_the_probability_profile() -> None:
 
 def test_latency_delays_the_arrival_and_the_report_of_a_fill() -> None:
     # Arrange: a sell trade through 100 at 4 ms (before our order arrives at 2+5=7 ms), another at 30 ms
-    rows = book(0, {100: 5}, {101: 3}) + [(SELL_TRADE, 4, 99, 9), (SELL_TRADE, 30, 99, 1)]
+    rows = [*book(0, {100: 5}, {101: 3}), (SELL_TRADE, 4, 99, 9), (SELL_TRADE, 30, 99, 1)]
     m = market(rows, entry_ms=5, response_ms=8)
     run_to(m, 2)
     local = m.submit(1, BUY, 100, 1, GTX)
@@ -108,7 +108,7 @@ def test_latency_delays_the_arrival_and_the_report_of_a_fill() -> None:
 
 
 def test_a_post_only_order_that_would_cross_is_rejected() -> None:
-    m = market(book(0, {100: 5}, {101: 3}) + [(BID, 50, 99, 1)])
+    m = market([*book(0, {100: 5}, {101: 3}), (BID, 50, 99, 1)])
     run_to(m, 2)
     local = m.submit(1, BUY, 101, 1, GTX)
     run_to(m, 20)
@@ -118,7 +118,7 @@ def test_a_post_only_order_that_would_cross_is_rejected() -> None:
 
 def test_a_taker_order_walks_the_book_and_pays_the_taker_fee() -> None:
     # Arrange: asks 101x3, 102x2, 103x5; an IOC buy of 7 limited at 103
-    rows = book(0, {100: 5}, {101: 3, 102: 2, 103: 5}) + [(BID, 50, 99, 1)]
+    rows = [*book(0, {100: 5}, {101: 3, 102: 2, 103: 5}), (BID, 50, 99, 1)]
     m = market(rows, fees=FeeSchedule(maker=-0.0001, taker=0.001))
     run_to(m, 2)
     m.submit(1, BUY, 103, 7, IOC)
@@ -130,7 +130,7 @@ def test_a_taker_order_walks_the_book_and_pays_the_taker_fee() -> None:
 
 
 def test_an_ioc_remainder_beyond_its_limit_expires() -> None:
-    m = market(book(0, {100: 5}, {101: 3, 102: 2, 103: 5}) + [(BID, 50, 99, 1)])
+    m = market([*book(0, {100: 5}, {101: 3, 102: 2, 103: 5}), (BID, 50, 99, 1)])
     run_to(m, 2)
     local = m.submit(1, BUY, 102, 7, IOC)
     run_to(m, 30)
@@ -140,7 +140,7 @@ def test_an_ioc_remainder_beyond_its_limit_expires() -> None:
 
 def test_maker_rebates_are_credited() -> None:
     # Arrange: negative maker fee; our ask at 101 is filled by a buy trade through it
-    rows = book(0, {100: 5}, {101: 3}) + [(BUY_TRADE, 20, 102, 4)]
+    rows = [*book(0, {100: 5}, {101: 3}), (BUY_TRADE, 20, 102, 4)]
     m = market(rows, fees=FeeSchedule(maker=-0.0002, taker=0.0005))
     run_to(m, 2)
     m.submit(1, SELL, 101, 2, GTX)
@@ -153,7 +153,7 @@ def test_maker_rebates_are_credited() -> None:
 
 
 def test_a_best_price_moving_through_a_resting_order_fills_it() -> None:
-    rows = book(0, {100: 5}, {102: 3}) + [(ASK, 20, 100, 4)]
+    rows = [*book(0, {100: 5}, {102: 3}), (ASK, 20, 100, 4)]
     m = market(rows)
     run_to(m, 2)
     m.submit(1, BUY, 100, 1, GTX)
