@@ -6,6 +6,11 @@ simulators replay exactly the same events; PARAMS.json holds tick, lot, latencie
 and order size. Prints one JSON line: events, fills, filled_qty, pnl, wall/cpu seconds (after a warm-up
 call that compiles the numba strategy on a short prefix, so compile time is not counted).
 
+Exchange model: hftbacktest's `no_partial_fill_exchange`. Its `partial_fill_exchange` stops with error
+code 14 (InvalidOrderStatus) on this run: an order filled at its price by exactly its remaining size is
+not removed from the exchange's book and is filled again later. With one-lot orders no partial fill can
+happen, so both exchange models mean the same rules here.
+
 Imports nothing from the project: this interpreter has hftbacktest's numpy/numba, not the project's.
 """
 
@@ -100,13 +105,19 @@ def quote(hbt, lots_qty):  # type: ignore[no-untyped-def]
     return oid, steps, code
 
 
-def build(data: np.ndarray, p: dict) -> object:  # type: ignore[type-arg]
+ORDER_LATENCY_DTYPE = np.dtype(
+    [("req_ts", "i8"), ("exch_ts", "i8"), ("resp_ts", "i8"), ("_padding", "i8")], align=True
+)
+
+
+def build(data: np.ndarray, p: dict, latency: np.ndarray) -> object:  # type: ignore[type-arg]
+    asset = BacktestAsset().data([data]).linear_asset(1.0)
+    if len(latency):
+        asset = asset.intp_order_latency(latency)
+    else:
+        asset = asset.constant_order_latency(int(p["entry_ns"]), int(p["response_ns"]))
     asset = (
-        BacktestAsset()
-        .data([data])
-        .linear_asset(1.0)
-        .constant_order_latency(int(p["entry_ns"]), int(p["response_ns"]))
-        .tick_size(p["tick"])
+        asset.tick_size(p["tick"])
         .lot_size(p["lot"])
         .trading_value_fee_model(p["maker"], p["taker"])
         .no_partial_fill_exchange()  # see the module docstring
@@ -135,11 +146,15 @@ def main() -> None:
         p = json.load(fh)
     with np.load(feed_path) as z:
         data = to_events(z, p["tick"], p["lot"])
+        rows = z["latency"]
+    latency = np.zeros(len(rows), dtype=ORDER_LATENCY_DTYPE)  # kept alive: read in place, like the data
+    if len(rows):
+        latency["req_ts"], latency["exch_ts"], latency["resp_ts"] = rows[:, 0], rows[:, 1], rows[:, 2]
     lots_qty = p["lots"] * p["lot"]
     prefix = data[: min(len(data), 20_000)].copy()  # kept alive: hftbacktest reads the buffer in place
-    warm = build(prefix, p)
+    warm = build(prefix, p, latency)
     quote(warm, lots_qty)
-    hbt = build(data, p)
+    hbt = build(data, p, latency)
     t0, c0 = time.perf_counter(), time.process_time()
     orders, steps, code = quote(hbt, lots_qty)
     if code != 1:

@@ -31,7 +31,7 @@ from bench.common import ROOT, publish, shared_data_dir
 from pipelines.marketdata.binance_capture import binance_symbol
 from pipelines.sim.feed import Feed, feed_from_binance_capture
 from pipelines.sim.fees import FeeSchedule
-from pipelines.sim.latency import ConstantLatency
+from pipelines.sim.latency import ConstantLatency, LatencyModel, OrderLatencyTable
 from pipelines.sim.market import SimMarket
 from pipelines.sim.queue import queue_model
 from pipelines.sim.quoting import run_quoter
@@ -47,6 +47,9 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--market", default="usdm", choices=["usdm", "spot"])
     ap.add_argument("--symbol", default="BTCUSDT", help="exchange id of the capture file (btcusdt_*.gz)")
     ap.add_argument("--queue", default="risk_averse", help="risk_averse | power:N | power2:N | log | log2")
+    ap.add_argument("--latency", default="constant", choices=["constant", "feed"],
+                    help="constant (--entry-ms/--response-ms) or replayed from the capture's feed latency")
+    ap.add_argument("--latency-multiplier", type=float, default=1.0, help="feed latency x this (--latency feed)")
     ap.add_argument("--entry-ms", type=float, default=10.0)
     ap.add_argument("--response-ms", type=float, default=10.0)
     ap.add_argument("--maker-fee", type=float, default=-0.00005, help="fraction; negative = rebate")
@@ -61,11 +64,17 @@ def _pct(a: float, b: float) -> float | None:
     return None if b == 0 else round(abs(a - b) / abs(b) * 100, 3)
 
 
+def latency_model(feed: Feed, a: argparse.Namespace) -> LatencyModel:
+    if a.latency == "feed":
+        return OrderLatencyTable.from_feed(feed.exch_ts, feed.feed_latency_ns(), multiplier=a.latency_multiplier)
+    return ConstantLatency(int(a.entry_ms * 1e6), int(a.response_ms * 1e6))
+
+
 def run_alphatide(feed: Feed, a: argparse.Namespace) -> dict[str, Any]:
     market = SimMarket(
         feed,
         queue_model(a.queue, float(feed.lot_size)),
-        ConstantLatency(int(a.entry_ms * 1e6), int(a.response_ms * 1e6)),
+        latency_model(feed, a),
         FeeSchedule(a.maker_fee, a.taker_fee),
     )
     t0, c0 = time.perf_counter(), time.process_time()
@@ -101,7 +110,10 @@ def run_hftbacktest(feed: Feed, a: argparse.Namespace) -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory() as tmp:
         feed_path, params_path = Path(tmp) / "feed.npz", Path(tmp) / "params.json"
-        np.savez(feed_path, kind=feed.kind, exch_ts=feed.exch_ts, local_ts=feed.local_ts, px=feed.px, qty=feed.qty)
+        latency = latency_model(feed, a)
+        rows = latency.rows() if isinstance(latency, OrderLatencyTable) else np.zeros((0, 3), np.int64)
+        np.savez(feed_path, kind=feed.kind, exch_ts=feed.exch_ts, local_ts=feed.local_ts, px=feed.px, qty=feed.qty,
+                 latency=rows)
         params_path.write_text(json.dumps(params))
         proc = subprocess.run(
             [str(HFT_PYTHON), str(ROOT / "bench" / "hft_runner.py"), str(feed_path), str(params_path)],
@@ -128,8 +140,9 @@ def main() -> None:
     out: dict[str, Any] = {
         "capture": f"{a.market}/{a.symbol.lower()}",
         "queue": a.queue,
-        "entry_ms": a.entry_ms,
-        "response_ms": a.response_ms,
+        "latency": a.latency if a.latency == "constant" else f"feed x{a.latency_multiplier:g}",
+        "entry_ms": a.entry_ms if a.latency == "constant" else None,
+        "response_ms": a.response_ms if a.latency == "constant" else None,
         "maker_fee": a.maker_fee,
         "taker_fee": a.taker_fee,
         "events": events,

@@ -3,6 +3,8 @@ exchange's answer (ack, fill, cancel, reject) takes to come back (response). Tim
 
 - `ConstantLatency`: fixed entry and response latency, optionally with a uniform jitter drawn from a
   seeded generator (deterministic for a given seed).
+- `OrderLatencyTable`: hftbacktest's interpolated order latency over (request, exchange, response)
+  rows, e.g. made from the capture's feed latency (`OrderLatencyTable.from_feed`).
 - `FeedLatency`: replayed from the capture: the feed latency (local receive time minus exchange time)
   around the request time, interpolated, times a multiplier, plus a base. An order path that goes
   through the same network as the market data is about as slow as the data.
@@ -10,6 +12,7 @@ exchange's answer (ack, fill, cancel, reject) takes to come back (response). Tim
 
 from __future__ import annotations
 
+import bisect
 import random
 from typing import Protocol
 
@@ -76,3 +79,59 @@ class FeedLatency:
 
     def response(self, exch_ts: int) -> int:
         return self.base_ns + int(self.response_multiplier * self.at(exch_ts))
+
+
+class OrderLatencyTable:
+    """Latency interpolated from rows of (request time, exchange time, response time), as hftbacktest's
+    `IntpOrderLatency`: entry = exch - req interpolated over ``req_ts``, response = resp - exch over
+    ``exch_ts``, the first/last row's value outside the table, integer arithmetic truncated like Rust's.
+
+    `from_feed` makes the rows from a capture's own feed latency (one row every ``every_ns`` of exchange
+    time: entry = response = the feed latency there x a multiplier), so both simulators in `bench.sim`
+    can replay the same latency series.
+    """
+
+    def __init__(self, req_ts: np.ndarray, exch_ts: np.ndarray, resp_ts: np.ndarray) -> None:
+        if len(req_ts) == 0 or not (len(req_ts) == len(exch_ts) == len(resp_ts)):
+            raise ValueError("a latency table needs aligned, non-empty rows")
+        self.req = [int(x) for x in req_ts]
+        self.exch = [int(x) for x in exch_ts]
+        self.resp = [int(x) for x in resp_ts]
+
+    @classmethod
+    def from_feed(cls, exch_ts: np.ndarray, feed_latency_ns: np.ndarray, *, every_ns: int = 1_000_000_000,
+                  multiplier: float = 1.0) -> OrderLatencyTable:
+        grid = np.arange(int(exch_ts[0]), int(exch_ts[-1]) + every_ns, every_ns, dtype=np.int64)
+        idx = np.clip(np.searchsorted(exch_ts, grid, side="right") - 1, 0, len(exch_ts) - 1)
+        lat = np.maximum((feed_latency_ns[idx] * multiplier).astype(np.int64), 0)
+        return cls(grid, grid + lat, grid + 2 * lat)
+
+    def rows(self) -> np.ndarray:
+        """(req, exch, resp) as an int64 array of shape (n, 3)."""
+        return np.array([self.req, self.exch, self.resp], dtype=np.int64).T
+
+    @property
+    def min_entry_ns(self) -> int:
+        return max(0, min(e - r for r, e in zip(self.req, self.exch, strict=True)))
+
+    @staticmethod
+    def _intp(x: int, x1: int, y1: int, x2: int, y2: int) -> int:
+        return int((y2 - y1) / (x2 - x1) * (x - x1)) + y1  # int() truncates toward zero, like `as i64`
+
+    def entry(self, local_ts: int) -> int:
+        req, exch = self.req, self.exch
+        if local_ts < req[0]:
+            return exch[0] - req[0]
+        k = bisect.bisect_right(req, local_ts) - 1
+        if k >= len(req) - 1:
+            return exch[-1] - req[-1]
+        return self._intp(local_ts, req[k], exch[k] - req[k], req[k + 1], exch[k + 1] - req[k + 1])
+
+    def response(self, exch_ts: int) -> int:
+        exch, resp = self.exch, self.resp
+        if exch_ts < exch[0]:
+            return resp[0] - exch[0]
+        k = bisect.bisect_right(exch, exch_ts) - 1
+        if k >= len(exch) - 1:
+            return resp[-1] - exch[-1]
+        return self._intp(exch_ts, exch[k], resp[k] - exch[k], exch[k + 1], resp[k + 1] - exch[k + 1])

@@ -3,10 +3,12 @@ fees and rebates."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from pipelines.sim.feed import ASK, BID, BUY_TRADE, SELL_TRADE
 from pipelines.sim.fees import FeeSchedule
+from pipelines.sim.latency import FeedLatency, OrderLatencyTable
 from pipelines.sim.market import BUY, EXPIRED, FILLED, GTX, IOC, NEW, SELL
 from pipelines.sim.queue import LogProb, PowerProb, ProbQueue, QueueModel, RiskAverseQueue, queue_model
 from tests.pipelines.sim.helpers import MS, book, market, run_to
@@ -159,3 +161,28 @@ def test_a_best_price_moving_through_a_resting_order_fills_it() -> None:
     m.submit(1, BUY, 100, 1, GTX)
     run_to(m, 40)
     assert [(f.px, f.exch_ts) for f in m.fills] == [(100, 20 * MS)]
+
+
+def test_latency_replayed_from_the_feed_interpolates_between_rows() -> None:
+    # Arrange: feed latency 2 ms at t=0 s, 6 ms from t=1 s on (one row per second)
+    ets = np.array([0, 500 * MS, 1000 * MS, 1500 * MS, 2000 * MS], dtype=np.int64)
+    lat = np.array([2 * MS, 2 * MS, 6 * MS, 6 * MS, 6 * MS], dtype=np.int64)
+    table = OrderLatencyTable.from_feed(ets, lat, every_ns=1000 * MS)
+    # Act / Assert: hftbacktest's rule: entry over request times, response over exchange times
+    assert table.entry(-5) == 2 * MS  # before the table: its first row
+    assert table.entry(250 * MS) == 3 * MS  # a quarter of the way from 2 ms to 6 ms
+    assert table.entry(5000 * MS) == 6 * MS  # after the table: its last row
+    assert table.response(2 * MS + 500 * MS) == pytest.approx(4 * MS, abs=10_000)
+    assert table.min_entry_ns == 2 * MS
+    feed_lat = FeedLatency(ets, lat, entry_multiplier=2.0, base_ns=MS)
+    assert feed_lat.entry(750 * MS) == MS + 2 * 4 * MS
+
+
+def test_a_market_with_replayed_latency_fills_after_the_round_trip() -> None:
+    rows = [*book(0, {100: 5}, {101: 3}), (SELL_TRADE, 100, 99, 1)]
+    m = market(rows)
+    m.latency = OrderLatencyTable(np.array([0]), np.array([7 * MS]), np.array([7 * MS + 9 * MS]))
+    run_to(m, 2)
+    m.submit(1, BUY, 100, 1, GTX)
+    run_to(m, 200)
+    assert [(f.exch_ts, f.local_ts) for f in m.fills] == [(100 * MS, 109 * MS)]
