@@ -30,10 +30,8 @@ import numpy as np
 from bench.common import ROOT, publish, shared_data_dir
 from pipelines.marketdata.binance_capture import binance_symbol
 from pipelines.sim.feed import Feed, feed_from_binance_capture
-from pipelines.sim.fees import FeeSchedule
-from pipelines.sim.latency import ConstantLatency, LatencyModel, OrderLatencyTable
-from pipelines.sim.market import SimMarket
-from pipelines.sim.queue import queue_model
+from pipelines.sim.config import SimVenueConfig
+from pipelines.sim.latency import OrderLatencyTable
 from pipelines.sim.quoting import run_quoter
 from pipelines.sim.report import records_from_market, write_report
 
@@ -64,19 +62,13 @@ def _pct(a: float, b: float) -> float | None:
     return None if b == 0 else round(abs(a - b) / abs(b) * 100, 3)
 
 
-def latency_model(feed: Feed, a: argparse.Namespace) -> LatencyModel:
-    if a.latency == "feed":
-        return OrderLatencyTable.from_feed(feed.exch_ts, feed.feed_latency_ns(), multiplier=a.latency_multiplier)
-    return ConstantLatency(int(a.entry_ms * 1e6), int(a.response_ms * 1e6))
+def venue_config(a: argparse.Namespace) -> SimVenueConfig:
+    return SimVenueConfig(queue=a.queue, latency=a.latency, entry_ms=a.entry_ms, response_ms=a.response_ms,
+                          feed_latency_multiplier=a.latency_multiplier, maker_fee=a.maker_fee, taker_fee=a.taker_fee)
 
 
 def run_alphatide(feed: Feed, a: argparse.Namespace) -> dict[str, Any]:
-    market = SimMarket(
-        feed,
-        queue_model(a.queue, float(feed.lot_size)),
-        latency_model(feed, a),
-        FeeSchedule(a.maker_fee, a.taker_fee),
-    )
+    market = venue_config(a).build(feed)
     t0, c0 = time.perf_counter(), time.process_time()
     quoter = run_quoter(market, a.lots)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -110,7 +102,7 @@ def run_hftbacktest(feed: Feed, a: argparse.Namespace) -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory() as tmp:
         feed_path, params_path = Path(tmp) / "feed.npz", Path(tmp) / "params.json"
-        latency = latency_model(feed, a)
+        latency = venue_config(a).latency_model(feed)
         rows = latency.rows() if isinstance(latency, OrderLatencyTable) else np.zeros((0, 3), np.int64)
         np.savez(feed_path, kind=feed.kind, exch_ts=feed.exch_ts, local_ts=feed.local_ts, px=feed.px, qty=feed.qty,
                  latency=rows)

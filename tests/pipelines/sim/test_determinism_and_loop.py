@@ -94,3 +94,20 @@ def test_the_book_keeps_the_best_prices_of_a_naive_book(rows: list[tuple[int, in
             side.pop(px, None)
         assert book.best_bid == max(bids, default=-INF)
         assert book.best_ask == min(asks, default=INF)
+
+
+def test_a_venue_config_builds_its_market_and_refuses_nonsense() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from pipelines.sim.config import SimVenueConfig
+
+    cfg = SimVenueConfig(venue="near", queue="power:3", entry_ms=2, response_ms=3, maker_fee=-0.0001)
+    m = cfg.build(random_walk_feed(5, 50))
+    assert (m.venue, m.queue.name, m.latency.min_entry_ns, m.fees.maker) == ("near", "power3", 2 * MS, -0.0001)
+    with pytest.raises(ValidationError):
+        SimVenueConfig(queue="fifo")
+    with pytest.raises(ValidationError):
+        SimVenueConfig(maker_fee=0.02)  # percent, not a fraction
+    with pytest.raises(ValidationError):
+        SimVenueConfig(latency_ms=5)  # type: ignore[call-arg]  # unknown keys are refused
