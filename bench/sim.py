@@ -29,8 +29,8 @@ import numpy as np
 
 from bench.common import ROOT, publish, shared_data_dir
 from pipelines.marketdata.binance_capture import binance_symbol
-from pipelines.sim.feed import Feed, feed_from_binance_capture
 from pipelines.sim.config import SimVenueConfig
+from pipelines.sim.feed import Feed, feed_from_binance_capture
 from pipelines.sim.latency import OrderLatencyTable
 from pipelines.sim.quoting import run_quoter
 from pipelines.sim.report import records_from_market, write_report
