@@ -17,7 +17,8 @@ lastUpdateId``; USD-M: ``u < lastUpdateId``), the chain checked (spot: ``U == pr
 ``pu == previous u``; breaks are counted in ``gaps``), and trades before the snapshot dropped (the book is
 unknown then). Tick and lot sizes come from `MarketInfo` when given, else from the data itself (the
 greatest common step of every price and size seen). The parse is cached as ``.npz`` under
-``.cache/sim/`` (gitignored), keyed by the files' names, sizes and mtimes.
+``.cache/sim/`` (gitignored; ``ALPHATIDE_SIM_CACHE_DIR`` moves it), keyed by the files' names, sizes and
+mtimes.
 
 `feed_from_frames` builds the same rows from the lake's ``trades`` and ``book_snapshots`` frames
 (each snapshot becomes the level changes from the previous one).
@@ -26,6 +27,7 @@ greatest common step of every price and size seen). The parse is cached as ``.np
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,7 +42,10 @@ from pipelines.marketdata.binance_capture import BinanceMarket, infer_market, it
 BID, ASK, BUY_TRADE, SELL_TRADE, BID_CLEAR, ASK_CLEAR = 1, 2, 3, 4, 5, 6
 _SCALE = 10**8  # prices and sizes are read at 1e-8 resolution before finding their step
 _CACHE_VERSION = "2"
-DEFAULT_CACHE = Path(__file__).resolve().parents[2] / ".cache" / "sim"
+# ALPHATIDE_SIM_CACHE_DIR moves it (e.g. outside a read-only checkout)
+DEFAULT_CACHE = Path(
+    os.environ.get("ALPHATIDE_SIM_CACHE_DIR") or Path(__file__).resolve().parents[2] / ".cache" / "sim"
+)
 
 
 @dataclass(frozen=True)
