@@ -72,17 +72,6 @@ class Feed:
         """local receive time minus exchange time per row (what a replayed latency model reads)."""
         return self.local_ts - self.exch_ts
 
-    def slice_time(self, start_ns: int | None = None, end_ns: int | None = None) -> Feed:
-        """Rows with ``start_ns <= exch_ts < end_ns`` (the book before ``start_ns`` is kept: rows from the
-        beginning are replayed silently only when you replay the whole feed, so slice before a snapshot)."""
-        lo = 0 if start_ns is None else int(np.searchsorted(self.exch_ts, start_ns, "left"))
-        hi = len(self) if end_ns is None else int(np.searchsorted(self.exch_ts, end_ns, "left"))
-        return Feed(
-            self.venue, self.symbol, self.tick_size, self.lot_size, self.kind[lo:hi], self.exch_ts[lo:hi],
-            self.local_ts[lo:hi], self.px[lo:hi], self.qty[lo:hi], self.gaps, self.clock_offset_ns,
-            None if self.update_id is None else self.update_id[lo:hi],
-        )
-
 
 def _step(values: np.ndarray) -> int:
     """Greatest common step (at 1e-8) of the non-zero values."""

@@ -9,7 +9,7 @@ import pytest
 from pipelines.sim.feed import ASK, BID, BUY_TRADE, SELL_TRADE
 from pipelines.sim.fees import FeeSchedule
 from pipelines.sim.latency import FeedLatency, OrderLatencyTable
-from pipelines.sim.market import BUY, EXPIRED, FILLED, GTX, IOC, NEW, SELL
+from pipelines.sim.market import BUY, EXPIRED, FILLED, GTC, GTX, IOC, NEW, PARTIAL, SELL
 from pipelines.sim.queue import LogProb, PowerProb, ProbQueue, QueueModel, RiskAverseQueue, queue_model
 from tests.pipelines.sim.helpers import MS, book, market, run_to
 
@@ -186,3 +186,16 @@ def test_a_market_with_replayed_latency_fills_after_the_round_trip() -> None:
     m.submit(1, BUY, 100, 1, GTX)
     run_to(m, 200)
     assert [(f.exch_ts, f.local_ts) for f in m.fills] == [(100 * MS, 109 * MS)]
+
+
+def test_a_crossing_gtc_order_takes_what_it_can_and_rests_the_rest() -> None:
+    m = market([*book(0, {100: 5}, {101: 3, 103: 5}), (SELL_TRADE, 50, 100, 9)])
+    run_to(m, 2)
+    local = m.submit(1, BUY, 102, 5, GTC)
+    run_to(m, 30)
+    # 3 taken at 101 (taker); the other 2 rest at 102 and are filled as maker by the sell trade below them
+    assert [(f.px, f.qty, f.maker) for f in m.fills] == [(101, 3, False)]
+    assert local.status == PARTIAL and local.filled == 3
+    run_to(m, 80)
+    assert [(f.px, f.qty, f.maker) for f in m.fills] == [(101, 3, False), (102, 2, True)]
+    assert local.status == FILLED
