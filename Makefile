@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # Locally `make test` skips the `slow` suites; CI (CI=true) runs them too: they fit its budget (~1 min).
 PYTEST_ARGS ?= $(if $(CI),,-m "not slow")
 
-.PHONY: setup run chain serve test test-all lint airflow bench constraints clean
+.PHONY: setup run chain serve test test-all lint airflow bench constraints clean hftbacktest-env bench-sim
 
 # Create or refresh .venv when it is missing or older than the dependency files.
 $(STAMP): pyproject.toml constraints.txt
@@ -45,6 +45,20 @@ airflow: setup
 constraints: setup
 	$(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/' > constraints.new
 	@echo "review constraints.new, then move it over constraints.txt"
+
+## hftbacktest-env: the reference backtester in its own venv (.venv-hft): it needs numpy < 2.3 and numba 0.61
+HFT_VENV := .venv-hft
+$(HFT_VENV)/.installed-stamp: bench/hftbacktest-requirements.txt
+	@test -x $(HFT_VENV)/bin/python || $(PYTHON) -m venv $(HFT_VENV)
+	$(HFT_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(HFT_VENV)/bin/python -m pip install --quiet -r bench/hftbacktest-requirements.txt
+	@touch $@
+
+hftbacktest-env: $(HFT_VENV)/.installed-stamp
+
+## bench-sim: the tick-level simulator side by side with hftbacktest (python -m bench.sim)
+bench-sim: setup hftbacktest-env
+	$(BIN)/python -m bench.sim
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,471 @@
+"""One simulated market (a venue's symbol): the exchange side that matches, and our side that sees it late.
+
+Two clocks, as in hftbacktest: the exchange processes feed rows at their exchange time and our orders
+when they arrive (local send time + entry latency); we see feed rows at their local receive time and the
+exchange's answers at exchange time + response latency. At equal times: our feed rows, then answers
+reaching us, then exchange rows, then orders reaching the exchange.
+
+Matching (the replay cannot be moved by our orders: no market impact):
+- a resting buy at ``p`` fills in full when the best ask drops to ``p`` or below, or on a sell trade
+  below ``p``; at a sell trade *at* ``p`` the queue model advances it and fills what the queue reached
+  (partial fills for orders larger than the trade); sells mirror this;
+- a post-only order that would cross on arrival is rejected (status `EXPIRED`, reason post_only);
+- a taker order (GTC or IOC crossing the touch) walks the book level by level up to its limit at each
+  level's price; the IOC remainder expires, a GTC remainder rests at its limit;
+- fees: maker rate on resting fills, taker rate on crossing fills (a negative maker rate is a rebate).
+
+Prices are ticks and sizes lots (ints) throughout; `Fill` records carry floats for reports and the
+Decimal conversion happens in the Broker adapter.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from pipelines.sim.feed import ASK, ASK_CLEAR, BID, BID_CLEAR, BUY_TRADE, Feed
+from pipelines.sim.fees import FeeSchedule
+from pipelines.sim.latency import LatencyModel
+from pipelines.sim.orders import (  # re-exported: the market's vocabulary
+    BUY,
+    CANCELED,
+    EXPIRED,
+    FILLED,
+    GTC,
+    GTX,
+    INF,
+    IOC,
+    NEW,
+    NONE,
+    PARTIAL,
+    REQ_CANCEL,
+    REQ_NEW,
+    REQ_NONE,
+    SELL,
+    Fill,
+    LocalOrder,
+    Response,
+    SimOrder,
+)
+from pipelines.sim.queue import QueueModel, filled_lots
+
+_SCAN_LIMIT = 512
+__all__ = [
+    "BUY", "CANCELED", "EXPIRED", "FILLED", "GTC", "GTX", "INF", "IOC", "NEW", "NONE", "PARTIAL", "REQ_CANCEL",
+    "REQ_NEW", "REQ_NONE", "SELL", "Fill", "LocalOrder", "Response", "SimMarket", "SimOrder",
+]
+
+
+class SimMarket:
+    """Feed replay + matching + latency for one (venue, symbol); see the module docstring."""
+
+    def __init__(
+        self,
+        feed: Feed,
+        queue: QueueModel,
+        latency: LatencyModel,
+        fees: FeeSchedule,
+        *,
+        venue: str | None = None,
+    ) -> None:
+        self.feed = feed
+        self.venue = venue or feed.venue
+        self.symbol = feed.symbol
+        self.tick = float(feed.tick_size)
+        self.lot = float(feed.lot_size)
+        self.queue, self.latency, self.fees = queue, latency, fees
+        self._kind: list[int] = feed.kind.tolist()
+        self._ets: list[int] = feed.exch_ts.tolist()
+        self._lts: list[int] = feed.local_ts.tolist()
+        self._px: list[int] = feed.px.tolist()
+        self._qty: list[int] = feed.qty.tolist()
+        self.n = len(self._kind)
+        self.i = 0  # next row for the exchange
+        self.j = 0  # next row for us
+        self.bids: dict[int, int] = {}
+        self.asks: dict[int, int] = {}
+        self.best_bid = -INF
+        self.best_ask = INF
+        self._bbh: list[int] = []  # best bid/ask after each exchange row (our view replays these)
+        self._bah: list[int] = []
+        self.buy_at: dict[int, list[SimOrder]] = {}
+        self.sell_at: dict[int, list[SimOrder]] = {}
+        self.exch_orders: dict[int, SimOrder] = {}
+        self._to_exch: deque[tuple[int, Any]] = deque()  # (arrival ts, SimOrder | ("cancel", oid))
+        self._to_local: deque[Response] = deque()
+        self.orders: dict[int, LocalOrder] = {}
+        self.fills: list[Fill] = []
+        self.position = 0  # lots, our view
+        self.balance = 0.0  # quote, our view, fees excluded
+        self.fees_paid = 0.0
+        self.now = self._lts[0] if self.n else 0
+        self.trades_seen = 0
+        self.responses_seen = 0
+        self.order_history: list[LocalOrder] = []  # every order we sent, as we know it (for reports)
+        self.inbox: list[Response] | None = None  # set by a Broker adapter to receive every answer
+        self.last_trade: tuple[int, int, int, int] | None = None  # (ts, side, px, qty) at the exchange
+
+    # ---- our side -----------------------------------------------------------------------------------
+    @property
+    def local_best(self) -> tuple[int, int]:
+        """Best bid and ask ticks as we see them now (-INF / INF when a side is empty)."""
+        j = self.j
+        return (self._bbh[j - 1], self._bah[j - 1]) if j else (-INF, INF)
+
+    def next_local_ts(self) -> int:
+        ld = self._lts[self.j] if self.j < self.n else INF
+        lo = self._to_local[0].local_ts if self._to_local else INF
+        return ld if ld <= lo else lo
+
+    def submit(self, oid: int, side: int, px: int, qty: int, tif: int = GTX) -> LocalOrder:
+        if oid in self.orders:
+            raise ValueError(f"order id {oid} already in use")
+        if qty <= 0 or px <= 0:
+            raise ValueError("price and size must be positive (ticks, lots)")
+        local = LocalOrder(oid, side, px, qty, tif, self.now)
+        self.orders[oid] = local
+        self.order_history.append(local)
+        arrive = self.now + self.latency.entry(self.now)
+        self._push_exch(arrive, SimOrder(oid, side, px, qty, tif))
+        return local
+
+    def cancel(self, oid: int) -> bool:
+        local = self.orders.get(oid)
+        if local is None or local.req == REQ_CANCEL or local.status not in (NONE, NEW, PARTIAL):
+            return False
+        local.req = REQ_CANCEL
+        self._push_exch(self.now + self.latency.entry(self.now), ("cancel", oid))
+        return True
+
+    def clear_inactive(self) -> None:
+        for oid in [o for o, lo in self.orders.items() if lo.status in (FILLED, CANCELED, EXPIRED)]:
+            del self.orders[oid]
+
+    def _push_exch(self, ts: int, item: Any) -> None:
+        if self._to_exch and ts < self._to_exch[-1][0]:
+            ts = self._to_exch[-1][0]  # FIFO link: a later request never overtakes an earlier one
+        self._to_exch.append((ts, item))
+
+    def _respond(self, exch_ts: int, o: SimOrder, exec_px: int, exec_qty: int, maker: bool, fee: float,
+                 reason: str = "") -> None:
+        ts = exch_ts + self.latency.response(exch_ts)
+        if self._to_local and ts < self._to_local[-1].local_ts:
+            ts = self._to_local[-1].local_ts
+        self._to_local.append(Response(ts, exch_ts, o.oid, o.status, o.leaves, exec_px, exec_qty, maker, fee, reason))
+        if exec_qty:
+            self.fills.append(Fill(self.venue, self.symbol, o.oid, o.side, exec_px, exec_qty, maker, fee, exch_ts, ts))
+
+    def _receive(self, r: Response) -> None:
+        self.responses_seen += 1
+        local = self.orders.get(r.oid)
+        if local is None:
+            if self.inbox is not None:
+                self.inbox.append(r)
+            return
+        if r.exec_qty:
+            local.filled += r.exec_qty
+            signed = r.exec_qty if local.side == BUY else -r.exec_qty
+            self.position += signed
+            self.balance -= signed * r.exec_px * self.tick * self.lot
+            self.fees_paid += r.fee
+        status = r.status
+        if status == NONE:  # a refused cancel: the order is gone already (filled) or unknown
+            if local.req == REQ_CANCEL:
+                local.req = REQ_NONE
+        else:
+            local.status = status
+            local.reason = r.reason or local.reason
+            if status in (FILLED, CANCELED, EXPIRED) or local.req == REQ_NEW:
+                local.req = REQ_NONE
+            if status in (FILLED, CANCELED, EXPIRED):
+                local.closed_ts = r.local_ts
+        if self.inbox is not None:
+            self.inbox.append(r)
+
+    def next_local(self, horizon: int) -> int:
+        """Run the exchange through everything before our next event or ``horizon``, whichever is first,
+        and return the time of our next event (feed row or answer; INF when there is none).
+
+        Safe because nothing we do from now on reaches the exchange before ``horizon`` (the caller passes
+        now + the smallest entry latency); fills found on the way become answers that may come first.
+        """
+        while True:
+            ld = self._lts[self.j] if self.j < self.n else INF
+            lo = self._to_local[0].local_ts if self._to_local else INF
+            tgt = ld if ld <= lo else lo
+            lim = tgt if tgt < horizon else horizon
+            eo = self._to_exch[0][0] if self._to_exch else INF
+            if eo < lim:
+                self._exchange_rows(eo, inclusive=True)
+                self._exchange_order()
+                continue
+            self._exchange_rows(lim, inclusive=False)
+            lo = self._to_local[0].local_ts if self._to_local else INF
+            if lo < tgt:
+                continue
+            return tgt
+
+    def next_any(self) -> int:
+        """The earliest pending event of any kind (for skipping quiet time)."""
+        ld = self._lts[self.j] if self.j < self.n else INF
+        lo = self._to_local[0].local_ts if self._to_local else INF
+        ed = self._ets[self.i] if self.i < self.n else INF
+        eo = self._to_exch[0][0] if self._to_exch else INF
+        return min(ld, lo, ed, eo)
+
+    def advance(self, until: int) -> None:
+        """Process every event at or before ``until`` on both clocks (ours first at equal times)."""
+        while True:
+            ld = self._lts[self.j] if self.j < self.n else INF
+            lo = self._to_local[0].local_ts if self._to_local else INF
+            tgt = ld if ld <= lo else lo
+            eo = self._to_exch[0][0] if self._to_exch else INF
+            if eo < tgt and eo <= until:
+                self._exchange_rows(eo, inclusive=True)
+                self._exchange_order()
+                continue
+            if tgt > until:
+                self._exchange_rows(until, inclusive=True)
+                if until < INF and until > self.now:
+                    self.now = until
+                return
+            self._exchange_rows(tgt, inclusive=False)
+            self.now = tgt
+            if ld == tgt:
+                self._local_rows(tgt)
+            while self._to_local and self._to_local[0].local_ts <= tgt:
+                self._receive(self._to_local.popleft())
+
+    def _local_rows(self, tgt: int) -> None:
+        lts, j, n = self._lts, self.j, self.n
+        while j < n and lts[j] <= tgt:
+            j += 1
+        if j > self.i:  # zero feed latency: the exchange must have seen the row first
+            self._exchange_upto_row(j)
+        self.j = j
+
+    def _exchange_upto_row(self, j: int) -> None:
+        while self.i < j:
+            self._exchange_rows(self._ets[self.i], inclusive=True, stop=j)
+
+    def _exchange_order(self) -> None:
+        ts, item = self._to_exch.popleft()
+        if isinstance(item, SimOrder):
+            self._accept(item, ts)
+        else:
+            self._cancel_at_exchange(item[1], ts)
+
+    # ---- exchange side -------------------------------------------------------------------------------
+    def _exchange_rows(self, limit: int, *, inclusive: bool, stop: int | None = None) -> None:
+        """The hot loop: apply feed rows with exchange time < limit (<= when inclusive)."""
+        kind, ets, px, qty = self._kind, self._ets, self._px, self._qty
+        bids, asks, bbh, bah = self.bids, self.asks, self._bbh.append, self._bah.append
+        buy_at, sell_at = self.buy_at, self.sell_at
+        i, end = self.i, self.n if stop is None else stop
+        bb, ba = self.best_bid, self.best_ask
+        if not inclusive:
+            limit -= 1
+        while i < end and ets[i] <= limit:
+            k = kind[i]
+            p = px[i]
+            q = qty[i]
+            if k == BID:
+                prev = bids.get(p, 0)
+                if q:
+                    bids[p] = q
+                    if p > bb:
+                        bb = p
+                        if bb >= ba:
+                            ba = self._ask_above(bb)
+                        if sell_at:
+                            self.best_bid, self.best_ask = bb, ba
+                            self._cross_sells(bb, ets[i])
+                elif prev:
+                    del bids[p]
+                    if p == bb:
+                        bb = self._bid_below(bb)
+                if p in buy_at:
+                    self._depth_change(buy_at[p], prev, q)
+            elif k == ASK:
+                prev = asks.get(p, 0)
+                if q:
+                    asks[p] = q
+                    if p < ba:
+                        ba = p
+                        if ba <= bb:
+                            bb = self._bid_below(ba)
+                        if buy_at:
+                            self.best_bid, self.best_ask = bb, ba
+                            self._cross_buys(ba, ets[i])
+                elif prev:
+                    del asks[p]
+                    if p == ba:
+                        ba = self._ask_above(ba)
+                if p in sell_at:
+                    self._depth_change(sell_at[p], prev, q)
+            elif k <= 4:
+                self.trades_seen += 1
+                side = BUY if k == BUY_TRADE else SELL
+                self.last_trade = (ets[i], side, p, q)
+                if side == BUY and sell_at:
+                    self.best_bid, self.best_ask = bb, ba
+                    self._trade_hits(sell_at, p, q, ets[i], SELL)
+                elif side == SELL and buy_at:
+                    self.best_bid, self.best_ask = bb, ba
+                    self._trade_hits(buy_at, p, q, ets[i], BUY)
+            else:
+                self.best_bid, self.best_ask = bb, ba
+                self._clear(k, p)
+                bb, ba = self.best_bid, self.best_ask
+            bbh(bb)
+            bah(ba)
+            i += 1
+        self.i = i
+        self.best_bid, self.best_ask = bb, ba
+
+    def _bid_below(self, start: int) -> int:
+        bids = self.bids
+        if not bids:
+            return -INF
+        for t in range(start - 1, start - _SCAN_LIMIT, -1):
+            if t in bids:
+                return t
+        below = [p for p in bids if p < start]
+        return max(below) if below else -INF
+
+    def _ask_above(self, start: int) -> int:
+        asks = self.asks
+        if not asks:
+            return INF
+        for t in range(start + 1, start + _SCAN_LIMIT):
+            if t in asks:
+                return t
+        above = [p for p in asks if p > start]
+        return min(above) if above else INF
+
+    def _clear(self, kind: int, upto: int) -> None:
+        if kind == BID_CLEAR:
+            for p in [p for p in self.bids if p >= upto]:
+                del self.bids[p]
+            self.best_bid = max(self.bids) if self.bids else -INF
+        elif kind == ASK_CLEAR:
+            for p in [p for p in self.asks if p <= upto]:
+                del self.asks[p]
+            self.best_ask = min(self.asks) if self.asks else INF
+
+    def _depth_change(self, orders: list[SimOrder], prev: int, new: int) -> None:
+        depth = self.queue.depth
+        for o in orders:
+            depth(o, prev, new)
+
+    def _cross_sells(self, bb: int, ts: int) -> None:
+        for p in [p for p in self.sell_at if p <= bb]:
+            for o in list(self.sell_at[p]):
+                self._fill(o, ts, o.px, o.leaves, True)
+
+    def _cross_buys(self, ba: int, ts: int) -> None:
+        for p in [p for p in self.buy_at if p >= ba]:
+            for o in list(self.buy_at[p]):
+                self._fill(o, ts, o.px, o.leaves, True)
+
+    def _trade_hits(self, book: dict[int, list[SimOrder]], p: int, q: int, ts: int, side: int) -> None:
+        """A trade at ``p`` against our resting ``side`` orders: through-price fills, at-price queue."""
+        for lvl in list(book):
+            through = lvl < p if side == SELL else lvl > p
+            if through:
+                for o in list(book[lvl]):
+                    self._fill(o, ts, o.px, o.leaves, True)
+            elif lvl == p:
+                for o in list(book[lvl]):
+                    self.queue.trade(o, q)
+                    got = filled_lots(o)
+                    if got:
+                        self._fill(o, ts, o.px, min(got, o.leaves), True)
+
+    def _fill(self, o: SimOrder, ts: int, px: int, lots: int, maker: bool) -> None:
+        o.leaves -= lots
+        o.status = FILLED if o.leaves <= 0 else PARTIAL
+        fee = self.fees.fee(px * self.tick * lots * self.lot, maker)
+        if o.status == FILLED and o.oid in self.exch_orders:
+            self._unrest(o)
+        self._respond(ts, o, px, lots, maker, fee)
+
+    def _rest(self, o: SimOrder) -> None:
+        self.exch_orders[o.oid] = o
+        book = self.buy_at if o.side == BUY else self.sell_at
+        book.setdefault(o.px, []).append(o)
+        level = (self.bids if o.side == BUY else self.asks).get(o.px, 0)
+        self.queue.new_order(o, level)
+
+    def _unrest(self, o: SimOrder) -> None:
+        del self.exch_orders[o.oid]
+        book = self.buy_at if o.side == BUY else self.sell_at
+        lst = book[o.px]
+        lst.remove(o)
+        if not lst:
+            del book[o.px]
+
+    def _accept(self, o: SimOrder, ts: int) -> None:
+        crosses = o.px >= self.best_ask if o.side == BUY else o.px <= self.best_bid
+        if crosses and o.tif == GTX:
+            o.status = EXPIRED
+            self._respond(ts, o, 0, 0, False, 0.0, "post_only")
+            return
+        if crosses:
+            self._take(o, ts)
+            if o.leaves == 0:
+                return
+            if o.tif == IOC:
+                o.status = EXPIRED
+                self._respond(ts, o, 0, 0, False, 0.0, "ioc_remainder")
+                return
+        elif o.tif == IOC:
+            o.status = EXPIRED
+            self._respond(ts, o, 0, 0, False, 0.0, "ioc_no_liquidity")
+            return
+        if o.status == NONE:
+            o.status = NEW
+            self._respond(ts, o, 0, 0, False, 0.0)
+        self._rest(o)
+
+    def _take(self, o: SimOrder, ts: int) -> None:
+        """Walk the opposite side from the touch to the limit, one fill per level (the replay is not
+        depleted by our fills: keep taker orders small against the displayed size)."""
+        if o.side == BUY:
+            levels = sorted((p, q) for p, q in self.asks.items() if p <= o.px)
+        else:
+            levels = sorted(((p, q) for p, q in self.bids.items() if p >= o.px), reverse=True)
+        for p, q in levels:
+            lots = min(q, o.leaves)
+            self._fill(o, ts, p, lots, False)
+            if o.leaves == 0:
+                return
+
+    def _cancel_at_exchange(self, oid: int, ts: int) -> None:
+        o = self.exch_orders.get(oid)
+        if o is None:
+            ghost = SimOrder(oid, 0, 0, 0, 0)
+            self._respond(ts, ghost, 0, 0, False, 0.0, "cancel_rejected: not open")
+            return
+        self._unrest(o)
+        o.status = CANCELED
+        self._respond(ts, o, 0, 0, False, 0.0)
+
+    # ---- results ------------------------------------------------------------------------------------
+    def marks(self) -> tuple[np.ndarray, np.ndarray]:
+        """(exchange time, mid price) after every replayed row with both sides present (for reports)."""
+        n = len(self._bbh)
+        bb = np.asarray(self._bbh, dtype=np.float64)
+        ba = np.asarray(self._bah, dtype=np.float64)
+        ok = (bb > -INF) & (ba < INF)
+        return self.feed.exch_ts[:n][ok], (bb[ok] + ba[ok]) / 2 * self.tick
+
+    def mid(self) -> float:
+        bb, ba = self.best_bid, self.best_ask
+        return (bb + ba) / 2 * self.tick if bb > -INF and ba < INF else 0.0
+
+    def equity(self) -> float:
+        """balance + position at the mid - fees (quote currency), our view."""
+        return self.balance + self.position * self.lot * self.mid() - self.fees_paid

@@ -1,0 +1,1 @@
+"""Brokers beyond the engine's paper and live ones (the simulated venue)."""
