@@ -41,18 +41,22 @@ Modules: `events` (inputs), `runtime` (`TradingEngine`), `broker` (`Broker` prot
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from pipelines.config import Settings
 from pipelines.trading.config import system_clock
 from serving.engine.broker import Broker, BrokerError, PaperBroker, VenueOrderView
+from serving.engine.config import StrategyEntry, load_extras
+from serving.engine.engine import TradingEngine
 from serving.engine.events import BookEvent, EngineEvent, HealthEvent, ReplayClock, SignalEvent, TradeEvent
-from serving.engine.runtime import EngineStatus, PositionSnapshot, TradingEngine
+from serving.engine.status import EngineStatus, PositionSnapshot
 from serving.engine.store import StoreError, TradingStore
+from serving.engine.strategy import Strategy
 
 __all__ = [
     "BookEvent",
@@ -126,23 +130,49 @@ def build_broker(settings: Settings, clock: Callable[[], datetime] = system_cloc
     )
 
 
+def build_strategies(
+    settings: Settings, entries: Sequence[StrategyEntry] | None = None
+) -> tuple[list[Strategy], dict[str, Decimal | None], dict[str, str]]:
+    """The configured strategies (`ALPHATIDE_STRATEGIES`, default: directional on the whole account)."""
+    from serving.strategies.registry import StrategyEnv, build_strategy
+
+    entries = tuple(entries) if entries is not None else load_extras().strategies
+    env = StrategyEnv(settings.engine, frozenset(settings.universe.majors), settings.universe.quote)
+    strategies = [build_strategy(entry, env) for entry in entries]
+    return strategies, {e.id: e.allocation for e in entries}, {e.id: e.kind for e in entries}
+
+
 def build_engine(
     settings: Settings,
     *,
     clock: Callable[[], datetime] = system_clock,
     broker: Broker | None = None,
     store: TradingStore | None = None,
+    brokers: Mapping[str, Broker] | None = None,
+    strategies: Sequence[StrategyEntry] | None = None,
 ) -> TradingEngine:
-    """The engine as configured (nothing is sent to any venue until `start()`)."""
+    """The engine as configured (nothing is sent to any venue until `start()`).
+
+    `clock` is injectable (a `ReplayClock` runs the engine on the events' time). `brokers` adds venues
+    besides the default one (key "" is the default; `broker` overrides just that one). `strategies`
+    overrides the configured strategy entries.
+    """
     cfg = settings.engine
+    venues: dict[str, Broker] = dict(brokers or {})
+    if broker is not None or "" not in venues:
+        venues[""] = broker if broker is not None else build_broker(settings, clock)
+    built, allocations, kinds = build_strategies(settings, strategies)
     return TradingEngine(
         cfg,
-        broker if broker is not None else build_broker(settings, clock),
+        venues,
         store if store is not None else open_store(settings),
         quote=settings.universe.quote,
         majors=settings.universe.majors,
         pause_file=cfg.pause_file or engine_home(settings) / "PAUSE",
         clock=clock,
+        strategies=built,
+        allocations=allocations,
+        kinds=kinds,
     )
 
 

@@ -111,22 +111,37 @@ class Execution:
         ):
             return True
         return any(
-            t.strategy_id == strategy_id and t.order.symbol == symbol and t.order.is_live
-            and purpose in (None, t.purpose) and t.work_id not in self.works
+            t.strategy_id == strategy_id
+            and t.order.symbol == symbol
+            and t.order.is_live
+            and purpose in (None, t.purpose)
+            and t.work_id not in self.works
             for t in self.tracked.values()
-        )  # fmt: skip
+        )
 
     def open_orders(self, strategy_id: str, symbol: str | None = None) -> list[OpenOrderView]:
         out: list[OpenOrderView] = []
         for w in self.works.values():
             if w.strategy_id == strategy_id and symbol in (None, w.work.market.symbol):
-                out.append(OpenOrderView(
-                    w.work.work_id, self.venue, w.work.market.symbol, w.work.side, w.work.quote_price,
-                    w.work.remaining, w.reason,
-                ))  # fmt: skip
+                out.append(
+                    OpenOrderView(
+                        w.work.work_id,
+                        self.venue,
+                        w.work.market.symbol,
+                        w.work.side,
+                        w.work.quote_price,
+                        w.work.remaining,
+                        w.reason,
+                    )
+                )
         for t in self.tracked.values():
             o = t.order
-            if t.strategy_id == strategy_id and o.is_live and t.work_id not in self.works and symbol in (None, o.symbol):
+            if (
+                t.strategy_id == strategy_id
+                and o.is_live
+                and t.work_id not in self.works
+                and symbol in (None, o.symbol)
+            ):
                 out.append(OpenOrderView(t.work_id, self.venue, o.symbol, o.side, o.price, o.remaining, t.tag))
         return out
 

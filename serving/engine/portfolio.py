@@ -106,9 +106,20 @@ class Portfolio:
                 log.warning("%s fill on %s without a position (adopted at reconciliation)", side.value, symbol)
                 return FillResult(None, None, ignored=True)
             pos = PositionRecord(
-                symbol, Decimal(0), fill.price, Decimal(0), Decimal(0), Decimal(0), Decimal(0), Decimal(0),
-                fill.ts, is_major, strategy_id, venue, side,
-            )  # fmt: skip
+                symbol,
+                Decimal(0),
+                fill.price,
+                Decimal(0),
+                Decimal(0),
+                Decimal(0),
+                Decimal(0),
+                Decimal(0),
+                fill.ts,
+                is_major,
+                strategy_id,
+                venue,
+                side,
+            )
             self.positions[key] = pos
         if side is pos.side:
             pos.size += fill.size
@@ -141,6 +152,16 @@ class Portfolio:
         """Signed market value of a position (entry price until a mark is known)."""
         mark = self.mark(pos.venue, pos.symbol, pos.side) or pos.entry_price
         return pos.signed_size * mark
+
+    @staticmethod
+    def _partial_realized(pos: PositionRecord) -> Decimal:
+        """PnL already realized by partial exits of an open position (fees of the exits included)."""
+        entered = pos.size + pos.exited_size
+        if pos.exited_size <= 0 or entered <= 0:
+            return Decimal(0)
+        cost = pos.entry_notional * (pos.exited_size / entered)
+        gross = pos.exit_proceeds - cost if pos.side is Side.BUY else cost - pos.exit_proceeds
+        return gross - pos.exit_fees
 
     def unrealized(self, pos: PositionRecord) -> Decimal | None:
         mark = self.mark(pos.venue, pos.symbol, pos.side)
@@ -177,8 +198,10 @@ class Portfolio:
                 p.symbol,
                 p.signed_size,
                 p.entry_price,
-                self.realized.get(strategy_id, Decimal(0)),
+                self._partial_realized(p),
                 self.unrealized(p),
+                p.opened_at,
+                self.mark(p.venue, p.symbol, p.side),
             )
             for p in self.of(strategy_id)
         }

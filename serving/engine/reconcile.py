@@ -105,9 +105,20 @@ class Reconciler:
             log.warning("reconcile: %s %s held at the venue, adopted once a price is known", delta, symbol)
             return
         pos = PositionRecord(
-            symbol, delta, mark, delta * mark, Decimal(0), Decimal(0), Decimal(0), Decimal(0), now,
-            self.is_major(symbol), self.default_strategy, venue, Side.BUY,
-        )  # fmt: skip
+            symbol,
+            delta,
+            mark,
+            delta * mark,
+            Decimal(0),
+            Decimal(0),
+            Decimal(0),
+            Decimal(0),
+            now,
+            self.is_major(symbol),
+            self.default_strategy,
+            venue,
+            Side.BUY,
+        )
         self.portfolio.put(pos)
         self.persistence.attempt(lambda: self.persistence.store.save_position(pos, now), now)
 

@@ -153,9 +153,12 @@ class Risk:
             reason = self._strategy_block(strategy_id) or ""
             allowed = not reason
         return RiskLimits(
-            allowed, reason, verdict.size_multiplier if allowed else 0.0,
-            verdict.max_trade_notional, verdict.bankroll_cap,
-        )  # fmt: skip
+            allowed,
+            reason,
+            verdict.size_multiplier if allowed else 0.0,
+            verdict.max_trade_notional,
+            verdict.bankroll_cap,
+        )
 
     def _strategy_block(self, strategy_id: str) -> str | None:
         if self.portfolio.allocations.get(strategy_id) is None:

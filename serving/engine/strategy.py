@@ -160,6 +160,8 @@ class PositionView:
     average_price: Decimal | None
     realized_pnl: Decimal
     unrealized_pnl: Decimal | None
+    opened_at: datetime | None = None  # additive: when the position opened (time stops)
+    mark: Decimal | None = None  # additive: its exit price now (bid of a long, ask of a short, or last trade)
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ class PortfolioView:
     realized_pnl: Decimal
     unrealized_pnl: Decimal
     positions: Mapping[tuple[str, str], PositionView] = field(default_factory=dict)  # (venue, symbol)
+    available: Decimal | None = None  # quote currency it may spend now (additive; None = unknown)
 
 
 class StrategyContext(Protocol):

@@ -113,8 +113,6 @@ alerts_table = sa.Table(
 )
 
 
-
-
 class StoreError(RetryableError):
     """The trading store could not read or write (counted by the store-errors kill switch)."""
 
@@ -197,8 +195,6 @@ def sqlalchemy_url(dsn: str) -> str:
     return dsn
 
 
-
-
 def migrate(engine: Engine) -> None:
     """Bring a store written before strategy attribution to this schema (its rows are directional's).
 
@@ -230,5 +226,3 @@ def migrate(engine: Engine) -> None:
                     f"SELECT '{DEFAULT_STRATEGY}', '', 'buy', {listed} FROM engine_positions_unattributed"
                 )
                 conn.exec_driver_sql("DROP TABLE engine_positions_unattributed")
-
-

@@ -372,7 +372,6 @@ class TradingStore:
         return [AlertRecord(parse_ts(r["ts"]), r["kind"], r["message"]) for r in rows]
 
 
-
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets the API read while the engine writes; FULL makes a commit durable before we act on it.
     cursor = dbapi_conn.cursor()

@@ -18,8 +18,9 @@ from serving.engine import build_engine
 from serving.engine.broker import Broker, PaperBroker
 from serving.engine.events import BookEvent, SignalEvent, TradeEvent
 from serving.engine.live_broker import CcxtMarkets, LiveBroker
-from serving.engine.runtime import TradingEngine
+from serving.engine.engine import TradingEngine
 from serving.engine.store import TradingStore
+from serving.strategies.directional import DirectionalStrategy
 from tests.fakes.trading_venue import TEST_API_KEY, TEST_API_SECRET, FakeTradingVenue
 
 START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -74,6 +75,12 @@ class Harness:
     @property
     def store(self) -> TradingStore:
         return self.engine.store
+
+    @property
+    def directional(self) -> DirectionalStrategy:
+        strategy = self.engine.strategy("directional")
+        assert isinstance(strategy, DirectionalStrategy)
+        return strategy
 
     def book(self, symbol: str, bid: str, ask: str, size: str = "5") -> None:
         self.engine.handle(BookEvent(symbol, Decimal(bid), Decimal(ask), Decimal(size), Decimal(size), self.clock.now))
