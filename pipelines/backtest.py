@@ -253,8 +253,8 @@ def run_backtest(
         side = Side.BUY if sides[i] > 0 else Side.SELL
         confidence = float(p_win[i])
         if mode == "model":
-            costs = EntryCosts(float(avg_win[i]), float(avg_loss[i]), 2 * fee, 2 * slip, spread, float(vol[i]))
-            entry = entry_decision(float(p[i]), costs, trading, tracker, long_only=False)
+            bar_costs = EntryCosts(float(avg_win[i]), float(avg_loss[i]), 2 * fee, 2 * slip, spread, float(vol[i]))
+            entry = entry_decision(float(p[i]), bar_costs, trading, tracker, long_only=False)
             if not entry.enter:
                 continue
         is_major = symbol.split("/")[0] in majors

@@ -34,24 +34,24 @@ from pathlib import Path
 
 from pipelines.config import EngineConfig
 from pipelines.trading.config import require_utc, system_clock
-from pipelines.trading.instruments import Side
 from pipelines.trading.killswitch import Action, RiskVerdict
-from pipelines.trading.orders import BookTop, ClientOrderIdFactory, Fill, Filled, VenueEvent
+from pipelines.trading.orders import BookTop, ClientOrderIdFactory, Fill, VenueEvent
 from pipelines.trading.paper import Trade
+from serving.engine import routing
 from serving.engine.alerts import post_alert_async
 from serving.engine.broker import Broker, BrokerError, base_quote
 from serving.engine.context import EngineContext
 from serving.engine.counters import Counters
 from serving.engine.events import BookEvent, EngineEvent, HealthEvent, ReplayClock, SignalEvent, TradeEvent
 from serving.engine.execution import ActiveWork, Execution, ExecutionHooks
-from serving.engine.persistence.schema import DEFAULT_STRATEGY, ClosedTrade, PositionRecord
+from serving.engine.persistence.schema import DEFAULT_STRATEGY, PositionRecord
 from serving.engine.persistence.state import Persistence, TrackedOrder
 from serving.engine.persistence.store import TradingStore
 from serving.engine.portfolio import Portfolio
 from serving.engine.reconcile import Reconciler
 from serving.engine.risk import Risk
 from serving.engine.status import Decision, EngineStatus, PositionSnapshot, engine_status, position_snapshots
-from serving.engine.strategy import FillEvent, OrderIntent, OrderUpdate, RiskLimits, Strategy, SubmitResult
+from serving.engine.strategy import FillEvent, OrderIntent, RiskLimits, Strategy, SubmitResult
 
 log = logging.getLogger("alphatide.engine")
 
@@ -336,46 +336,12 @@ class TradingEngine:
         return self.risk.limits(strategy_id, None, verdict, gate)
 
     def pending_entries(self, strategy_id: str) -> Decimal:
-        total = Decimal(0)
-        for ex in self.executions.values():
-            for w in ex.works.values():
-                if w.strategy_id == strategy_id and w.purpose == "entry":
-                    total += w.work.remaining * w.work.quote_price
-            for t in ex.tracked.values():
-                if (
-                    t.strategy_id == strategy_id
-                    and t.purpose == "entry"
-                    and t.order.is_live
-                    and t.work_id not in ex.works
-                ):
-                    total += t.order.remaining * t.order.price
-        return total
+        return routing.pending_entries(self, strategy_id)
 
     def submit_intent(self, strategy_id: str, intent: OrderIntent) -> SubmitResult:
         """Risk, then the execution of the intent's venue (the contexts call this)."""
         with self._lock:
-            now = self.now()
-            ex = self.executions.get(intent.venue)
-            if ex is None:
-                return SubmitResult(False, reason=f"no broker for venue {intent.venue!r}")
-            try:
-                market = ex.market(intent.symbol)
-            except BrokerError as exc:
-                return SubmitResult(False, reason=f"no market info: {exc}")
-            book = self.portfolio.books.get((intent.venue, intent.symbol))
-            limits = RiskLimits(True, "")
-            if not intent.is_exit:
-                verdict = self.risk.last_verdict
-                if verdict is None or self._verdict_at != now:
-                    verdict = self.evaluate_risk(now, act=False)
-                limits = self.risk.limits(strategy_id, intent.symbol, verdict, self.risk.gate(self.executions.values()))
-            approval = self.risk.check(strategy_id, intent, market, book, limits, self.pending_entries(strategy_id))
-            if not approval.accepted:
-                return SubmitResult(False, reason=approval.reason)
-            order_id, why = ex.submit(strategy_id, intent, approval.size, book, now)
-            if order_id is None:
-                return SubmitResult(False, reason=why)
-            return SubmitResult(True, order_id, approval.size, approval.reason)
+            return routing.submit_intent(self, strategy_id, intent)
 
     def cancel_intent(self, strategy_id: str, order_id: str, reason: str) -> None:
         with self._lock:
@@ -389,83 +355,10 @@ class TradingEngine:
 
     # ================================================================ venue events (from execution)
     def _on_fill(self, tracked: TrackedOrder, fill: Fill, now: datetime) -> None:
-        """Inside the order's store transaction: book the fill, store the position or the round trip."""
-        sid, venue, symbol = tracked.strategy_id, tracked.venue, tracked.order.symbol
-        try:
-            lot = self.execution(venue).market(symbol).lot_size
-        except BrokerError:
-            lot = Decimal(0)
-        result = self.portfolio.apply_fill(
-            (sid, venue, symbol),
-            tracked.order.side,
-            fill,
-            is_major=self.is_major(symbol),
-            lot=lot,
-            reduce_only=tracked.purpose == "exit",
-            reason=tracked.tag or tracked.purpose,
-        )
-        store, trip = self.store, result.round_trip
-        if result.position is not None:
-            store.save_position(result.position, now)
-        elif trip is not None:
-            store.delete_position(symbol, sid, venue)
-            store.record_closed_trade(
-                ClosedTrade(
-                    symbol,
-                    trip.opened_at,
-                    now,
-                    trip.size,
-                    trip.net_pnl,
-                    trip.net_return,
-                    trip.reason,
-                    sid,
-                    venue,
-                )
-            )
-            self.risk.guard.record_trade_result(trip.net_pnl, now)
-        self.counters.persist(now, raise_errors=True, only_money=trip is None)
-        self._pending_fills.setdefault(tracked.order.client_order_id, []).append(
-            FillEvent(
-                tracked.order_id,
-                tracked.order.client_order_id,
-                venue,
-                symbol,
-                tracked.order.side,
-                fill,
-                tracked.tag,
-                trip,
-            )
-        )
+        routing.book_fill(self, tracked, fill, now)
 
     def _on_update(self, tracked: TrackedOrder, event: VenueEvent, now: datetime) -> None:
-        """After the store transaction: the owning strategy hears of its fills, then of the new state."""
-        strategy = self.strategies.get(tracked.strategy_id)
-        fills = self._pending_fills.pop(tracked.order.client_order_id, [])
-        if strategy is None:
-            return
-        ctx = self.contexts[tracked.strategy_id]
-        order = tracked.order
-        reason = getattr(event, "reason", "") if not isinstance(event, Filled) else ""
-        update = OrderUpdate(
-            tracked.order_id,
-            order.client_order_id,
-            tracked.venue,
-            order.symbol,
-            order.side,
-            order.state,
-            order.filled,
-            order.remaining,
-            now,
-            reason or "",
-            tracked.tag,
-        )
-        try:
-            for fill in fills:
-                strategy.on_fill(ctx, fill)
-            strategy.on_order_update(ctx, update)
-        except Exception as exc:
-            log.exception("strategy %s failed on an order update", tracked.strategy_id)
-            self.record(tracked.strategy_id, now, order.symbol, "strategy_error", f"{type(exc).__name__}: {exc}")
+        routing.deliver_update(self, tracked, event, now)
 
     # ================================================================ risk and control
     def evaluate_risk(self, now: datetime, *, act: bool) -> RiskVerdict:
@@ -478,47 +371,14 @@ class TradingEngine:
         return verdict
 
     def _carry_out(self, verdict: RiskVerdict, now: datetime) -> None:
-        reasons = "; ".join(verdict.reasons)
-        if not verdict.allow_entries:  # every halting switch stops resting entries at once (exits go on)
-            self.cancel_entries(now, f"entries stopped: {reasons}")
-        if Action.FLATTEN in verdict.actions:
-            for pos in list(self.portfolio.positions.values()):
-                self.exit_position(pos, now, f"flatten: {reasons}")
-        if Action.CANCEL_ALL in verdict.actions:
-            for ex in self.executions.values():
-                ex.cancel_all(now, f"cancel all: {reasons}")
-        if Action.REDUCE_LEVERAGE in verdict.actions and self.portfolio.positions:
-            largest = max(self.portfolio.positions.values(), key=lambda p: abs(self.portfolio.value(p)))
-            self.exit_position(largest, now, "reduce leverage")
-        for action in (Action.RETRAIN, Action.DEGRADE_TO_TABULAR, Action.SHED_CACHES):
-            if action in verdict.actions:
-                for listener in self.action_listeners:
-                    try:
-                        listener(action, reasons)
-                    except Exception:
-                        log.exception("action listener failed for %s", action)
+        routing.carry_out(self, verdict, now)
 
     def cancel_entries(self, now: datetime, reason: str) -> int:
         return sum(ex.cancel_entries(now, reason) for ex in self.executions.values())
 
     def exit_position(self, pos: PositionRecord, now: datetime, reason: str) -> None:
         """Close a position on behalf of its strategy (flatten, reduce leverage); never blocked by risk."""
-        ex = self.executions.get(pos.venue)
-        if ex is None or ex.working(pos.strategy_id, pos.symbol, "exit"):
-            return
-        for work in list(ex.works.values()):
-            if (
-                work.strategy_id == pos.strategy_id
-                and work.purpose == "entry"
-                and work.work.market.symbol == pos.symbol
-            ):
-                ex.abandon(work, now, f"exit started: {reason}")
-        side = Side.SELL if pos.side is Side.BUY else Side.BUY
-        result = self.submit_intent(
-            pos.strategy_id, OrderIntent(pos.symbol, side, pos.size, is_exit=True, venue=pos.venue, tag=reason)
-        )
-        action = "exit" if result.accepted else "exit_blocked"
-        self.record(pos.strategy_id, now, pos.symbol, action, reason if result.accepted else result.reason)
+        routing.exit_position(self, pos, now, reason)
 
     def kill(self, reason: str = "manual kill") -> EngineStatus:
         """Stop new entries at once and cancel resting entry orders (persisted; survives a restart)."""
