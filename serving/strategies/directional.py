@@ -43,6 +43,7 @@ class DirectionalParams:
     correlation_sample_s: float = 60.0
     correlation_window: int = 120
     correlation_min_samples: int = 20
+    symbols: frozenset[str] | None = None  # None: every signalled symbol
 
 
 class DirectionalStrategy:
@@ -115,6 +116,8 @@ class DirectionalStrategy:
     # ---- entries ------------------------------------------------------------------------------
     def _consider_entry(self, ctx: StrategyContext, sig: SignalEvent) -> None:
         symbol = sig.symbol
+        if self.params.symbols is not None and symbol not in self.params.symbols:
+            return None
         if not sig.tradeable:
             return ctx.record("skip", "signal not tradeable (the serving model has not passed the gate)", symbol)
         if ctx.position(symbol) != 0 or ctx.open_orders(symbol):

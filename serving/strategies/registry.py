@@ -74,6 +74,7 @@ def _directional(entry: StrategyEntry, env: StrategyEnv) -> Strategy:
         correlation_sample_s=cfg.correlation_sample_s,
         correlation_window=cfg.correlation_window,
         correlation_min_samples=cfg.correlation_min_samples,
+        symbols=frozenset(entry.params["symbols"]) if "symbols" in entry.params else None,
     )
     return DirectionalStrategy(entry.id, cfg.trading, env.majors, params)
 
