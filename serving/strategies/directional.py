@@ -4,8 +4,9 @@ backtest calls.
 
 - Signal: exits first (the EV trail reads the new expected return), then the entry: no entry on a
   signal that is not tradeable (the serving model has not passed the promotion gate), nor where it is
-  already positioned or working; spot is long only; the expected value after costs against the
-  threshold; the risk component's limits; adaptive Kelly sizing (halved when correlated > 0.8 with an
+  already positioned or working; spot is long only; the risk component's limits (a kill switch is the
+  reason given); the expected value after costs against the threshold (the signal's spread and payoff
+  statistics when it carries them, else the book's spread and the closed trades'); adaptive Kelly sizing (halved when correlated > 0.8 with an
   open position); a WORKING buy at the bid.
 - Books and trades: exits (hard stop, EV trail, time stop, take profit) on the new mark.
 - Timer: every symbol's log mid sampled at the same instants (the correlation rule aligns on them),
@@ -133,7 +134,9 @@ class DirectionalStrategy:
             return ctx.record("skip", f"no market info: {exc}", symbol)
         is_major = self._is_major(symbol)
         avg_win, avg_loss = self._payoffs(is_major)
-        spread = float((book.ask - book.bid) / ((book.bid + book.ask) / 2))
+        if sig.avg_win is not None and sig.avg_loss is not None:
+            avg_win, avg_loss = sig.avg_win, sig.avg_loss
+        spread = sig.spread if sig.spread is not None else float((book.ask - book.bid) / ((book.bid + book.ask) / 2))
         costs = EntryCosts(
             avg_win,
             avg_loss,
@@ -142,12 +145,12 @@ class DirectionalStrategy:
             spread,
             sig.volatility if sig.volatility is not None else 0.0,
         )
+        limits = ctx.risk_limits(symbol)  # before the gate: a kill switch is reported as the reason
+        if not limits.allowed:
+            return ctx.record("blocked", limits.reason, symbol)
         choice = entry_decision(sig.p_up, costs, self.trading, self.wins, long_only=True)
         if not choice.enter or choice.side is None:
             return ctx.record("skip", choice.reason, symbol)
-        limits = ctx.risk_limits(symbol)
-        if not limits.allowed:
-            return ctx.record("blocked", limits.reason, symbol)
         view = ctx.portfolio()
         sizing = SizeContext(
             equity=view.equity,
