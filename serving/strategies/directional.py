@@ -6,8 +6,8 @@ backtest calls.
   signal that is not tradeable (the serving model has not passed the promotion gate), nor where it is
   already positioned or working; spot is long only; the risk component's limits (a kill switch is the
   reason given); the expected value after costs against the threshold (the signal's spread and payoff
-  statistics when it carries them, else the book's spread and the closed trades'); adaptive Kelly sizing (halved when correlated > 0.8 with an
-  open position); a WORKING buy at the bid.
+  statistics when it carries them, else the book's spread and the closed trades'); adaptive Kelly
+  sizing (halved when correlated > 0.8 with an open position); a WORKING buy at the bid.
 - Books and trades: exits (hard stop, EV trail, time stop, take profit) on the new mark.
 - Timer: every symbol's log mid sampled at the same instants (the correlation rule aligns on them),
   exits of every position (time stops).

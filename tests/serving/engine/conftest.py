@@ -17,9 +17,9 @@ from pipelines.trading.killswitch import Action
 from serving.engine import build_engine
 from serving.engine.broker import Broker, PaperBroker
 from serving.engine.config import StrategyEntry
+from serving.engine.engine import TradingEngine
 from serving.engine.events import BookEvent, SignalEvent, TradeEvent
 from serving.engine.live_broker import CcxtMarkets, LiveBroker
-from serving.engine.engine import TradingEngine
 from serving.engine.store import TradingStore
 from serving.strategies.directional import DirectionalStrategy
 from tests.fakes.trading_venue import TEST_API_KEY, TEST_API_SECRET, FakeTradingVenue

@@ -17,9 +17,9 @@ from decimal import Decimal
 import numpy as np
 import polars as pl
 
+from pipelines.backtest import _prepare, run_backtest
 from pipelines.config import BacktestConfig
 from pipelines.trading.config import DeploymentConfig, KillSwitchConfig, PaperConfig, TradingConfig
-from pipelines.backtest import _prepare, run_backtest
 from tests.serving.engine import conftest as engine_fixtures
 from tests.serving.engine.conftest import Harness
 
