@@ -106,6 +106,16 @@ class LatestFeatures:
             stale_reason=stale_reason,
         )
 
+    def clear(self) -> int:
+        """Drop every cached row and its score memo (the shed-caches action); returns how many."""
+        with self._lock:
+            count = len(self._rows)
+            self._rows = {}
+        return count
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
     def mark_stale(self, symbol: str, reason: str | None) -> None:
         """Flag (or clear, with None) the symbol's row as untradeable without replacing its values."""
         current = self._rows.get(symbol)

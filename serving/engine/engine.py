@@ -421,6 +421,16 @@ class TradingEngine:
                 self.counters.roll_day(now)
             return mismatches
 
+    def record_store_error(self, now: datetime, exc: Exception) -> None:
+        """Count a store failure seen outside the engine (the online store), for the store-errors switch."""
+        with self._lock:
+            self.persistence.error(now, exc)
+
+    def day_pnl(self) -> Decimal:
+        """Account PnL since the start of the UTC day (quote currency)."""
+        with self._lock:
+            return self.equity() - self.risk.day_start_equity
+
     # ================================================================ reporting
     def record(self, strategy_id: str, now: datetime, symbol: str, action: str, reason: str) -> None:
         self.decisions.append(Decision(now, symbol, action, reason, strategy_id))
