@@ -248,7 +248,7 @@ class HealthMonitor:
         cfg: HealthConfig,
         airflow: AirflowConfig,
         *,
-        clear_caches: Callable[[], None] = lambda: None,
+        clear_caches: Callable[[], object] = lambda: None,
         mode: ScoringMode | None = None,
         p99_limit_ms: float = 10.0,
         drift: StreamDrift | None = None,
