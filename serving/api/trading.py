@@ -21,7 +21,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field, SecretStr
 
-from serving.engine.runtime import EngineStatus, TradingEngine
+from serving.engine.engine import TradingEngine
+from serving.engine.status import EngineStatus
 
 API_KEY_HEADER = "X-API-Key"
 _api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="ALPHATIDE_API_KEY")
@@ -35,6 +36,8 @@ class PositionOut(BaseModel):
     unrealized_pnl: Decimal | None = Field(description="Quote currency, fees excluded.")
     opened_at: datetime
     exiting: bool
+    strategy_id: str = Field("", description="The strategy that holds it.")
+    venue: str = Field("", description="Its venue ('' = the engine's default one).")
 
 
 class OrderOut(BaseModel):
@@ -53,12 +56,30 @@ class OrderOut(BaseModel):
     created_at: datetime
     closed_at: datetime | None
     reject_reason: str | None
+    strategy_id: str = Field("", description="The strategy that sent it.")
+    venue: str = ""
+    tag: str = ""
 
 
 class DecisionOut(BaseModel):
     ts: datetime
     symbol: str
     action: str
+    reason: str
+    strategy_id: str = ""
+
+
+class StrategyOut(BaseModel):
+    strategy_id: str
+    kind: str
+    allocation: Decimal | None = Field(description="Quote currency; None = the whole account.")
+    equity: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    exposure: Decimal
+    open_positions: int
+    live_orders: int
+    entries_allowed: bool
     reason: str
 
 
@@ -85,6 +106,9 @@ class TradingStatusOut(BaseModel):
     dropped_events: int
     last_reconcile: datetime | None
     recent_decisions: list[DecisionOut]
+    strategies: list[StrategyOut] = Field(default_factory=list)
+    clean_started: bool = True
+    reconciled: bool = True
 
 
 class KillRequest(BaseModel):
@@ -115,8 +139,12 @@ def _status_out(status: EngineStatus) -> TradingStatusOut:
         dropped_events=status.dropped_events,
         last_reconcile=status.last_reconcile,
         recent_decisions=[
-            DecisionOut(ts=d.ts, symbol=d.symbol, action=d.action, reason=d.reason) for d in status.recent_decisions
+            DecisionOut(ts=d.ts, symbol=d.symbol, action=d.action, reason=d.reason, strategy_id=d.strategy_id)
+            for d in status.recent_decisions
         ],
+        strategies=[StrategyOut(**vars(s)) for s in status.strategies],
+        clean_started=status.clean_started,
+        reconciled=status.reconciled,
     )
 
 
@@ -156,6 +184,8 @@ def trading_router(api_key: SecretStr | None) -> APIRouter:
                 unrealized_pnl=p.unrealized_pnl,
                 opened_at=p.opened_at,
                 exiting=p.exiting,
+                strategy_id=p.strategy_id,
+                venue=p.venue,
             )
             for p in engine.position_snapshots()
         ]
@@ -165,10 +195,11 @@ def trading_router(api_key: SecretStr | None) -> APIRouter:
         request: Request,
         limit: Annotated[int, Query(ge=1, le=1000, description="Newest first.")] = 100,
         live_only: Annotated[bool, Query(description="Only orders not yet in a final state.")] = False,
+        strategy: Annotated[str | None, Query(max_length=48, description="Only this strategy's orders.")] = None,
     ) -> list[OrderOut]:
         engine = _engine(request)
         try:
-            stored = engine.store.load_orders(live_only=live_only, limit=limit)
+            stored = engine.store.load_orders(live_only=live_only, limit=limit, strategy_id=strategy)
         except Exception as exc:  # the store is down: say so rather than 500
             raise HTTPException(503, f"trading store unavailable: {type(exc).__name__}") from exc
         return [
@@ -188,6 +219,9 @@ def trading_router(api_key: SecretStr | None) -> APIRouter:
                 created_at=s.order.created_at,
                 closed_at=s.order.closed_at,
                 reject_reason=s.order.reject_reason,
+                strategy_id=s.strategy_id,
+                venue=s.venue,
+                tag=s.tag,
             )
             for s in stored
         ]
