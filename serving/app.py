@@ -27,7 +27,7 @@ from pipelines.online_store import open_online_store
 from pipelines.registry import ChampionSource, serving_registry
 from serving.api.health import Health, health_router
 from serving.api.metrics import metrics_router
-from serving.api.signal import signal_router
+from serving.api.signal import hot_router, signal_router
 from serving.api.trading import trading_router
 from serving.api.ws import ws_router
 from serving.deps import ServingDeps, UniverseCache
@@ -76,6 +76,7 @@ def create_app(
     app.state.stream = None
     app.state.hub, app.state.cache, app.state.scorer, app.state.deps = deps.hub, deps.latest, deps.scorer, deps
     app.include_router(signal_router(deps))
+    app.include_router(hot_router())
     app.include_router(health_router(deps))
     app.include_router(metrics_router())
     app.include_router(ws_router(deps))

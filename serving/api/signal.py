@@ -90,6 +90,12 @@ def signal_router(deps: ServingDeps) -> APIRouter:
             reason=reason,
         )
 
+    return router
+
+
+def hot_router() -> APIRouter:
+    router = APIRouter()
+
     @router.get("/hot", response_model=HotRanking)
     async def hot(request: Request) -> HotRanking:
         """The hot-score ranking of SPEC 3 (top `stream.hot_top_n`); empty when the stream is off."""

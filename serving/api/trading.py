@@ -163,14 +163,13 @@ def key_matches(provided: str, expected: SecretStr) -> bool:
 def trading_router(api_key: SecretStr | None) -> APIRouter:
     """The router; `api_key` is `settings.api_key` (None: control endpoints refuse with 503)."""
     router = APIRouter(tags=["trading"])
+    _read_routes(router)
+    _control_routes(router, api_key)
+    return router
 
-    def require_key(provided: Annotated[str | None, Depends(_api_key_header)]) -> None:
-        if api_key is None or not api_key.get_secret_value():
-            raise HTTPException(503, "no API key configured (set ALPHATIDE_API_KEY): control endpoints are disabled")
-        if provided is None or not key_matches(provided, api_key):
-            raise HTTPException(
-                401, f"missing or wrong {API_KEY_HEADER} header", headers={"WWW-Authenticate": "ApiKey"}
-            )
+
+def _read_routes(router: APIRouter) -> None:
+    """GET /positions, GET /orders, GET /trading/status (open, read-only)."""
 
     @router.get("/positions", response_model=list[PositionOut], responses={503: {}})
     def positions(request: Request) -> list[PositionOut]:
@@ -230,6 +229,18 @@ def trading_router(api_key: SecretStr | None) -> APIRouter:
     def trading_status(request: Request) -> TradingStatusOut:
         return _status_out(_engine(request).status())
 
+
+def _control_routes(router: APIRouter, api_key: SecretStr | None) -> None:
+    """POST /kill, POST /resume (authenticated with the X-API-Key header)."""
+
+    def require_key(provided: Annotated[str | None, Depends(_api_key_header)]) -> None:
+        if api_key is None or not api_key.get_secret_value():
+            raise HTTPException(503, "no API key configured (set ALPHATIDE_API_KEY): control endpoints are disabled")
+        if provided is None or not key_matches(provided, api_key):
+            raise HTTPException(
+                401, f"missing or wrong {API_KEY_HEADER} header", headers={"WWW-Authenticate": "ApiKey"}
+            )
+
     @router.post(
         "/kill",
         response_model=TradingStatusOut,
@@ -237,7 +248,7 @@ def trading_router(api_key: SecretStr | None) -> APIRouter:
         responses={401: {}, 503: {}},
     )
     def kill(request: Request, body: KillRequest | None = None) -> TradingStatusOut:
-        """Stop new entries at once (exits keep working) until POST /resume."""
+        """Stop new entries and cancel resting entry orders at once (exits keep working) until POST /resume."""
         engine = _engine(request)
         return _status_out(engine.kill((body or KillRequest()).reason))
 
@@ -250,5 +261,3 @@ def trading_router(api_key: SecretStr | None) -> APIRouter:
     def resume(request: Request) -> TradingStatusOut:
         """Clear the API kill and the drawdown halt (timed pauses and the pause file still apply)."""
         return _status_out(_engine(request).resume())
-
-    return router

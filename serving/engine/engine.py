@@ -1,9 +1,8 @@
 """The trading engine: it only routes events between its components (NautilusTrader's split).
 
-Components: `Portfolio` (positions, cash, marks, PnL per strategy and account), one `Execution` per venue
-(order lifecycle over a `Broker`), `Risk` (kill switches, phases, caps; every intent passes it),
-`Reconciler` (the venue wins), `Persistence` (every order stored before it is sent), and the strategies
-(`serving.engine.strategy.Strategy`, each with its own `EngineContext`).
+Components: `Portfolio`, one `Execution` per venue (over a `Broker`), `Risk` (every intent passes it),
+`Reconciler` (the venue wins), `Persistence` (orders stored before they are sent), and the strategies
+(`serving.engine.strategy.Strategy`, each with its own `EngineContext`); helpers in `routing`.
 
 State changes only under one lock, from the caller of `handle`/`tick` (tests, replays: deterministic,
 clock injected) or the engine's worker thread (`start()`: events queued by `submit`, a timer for `tick`).
