@@ -1,4 +1,4 @@
-"""The trading runtime: the directional strategy of SPEC 9-11 on a paper (default) or live broker.
+"""The trading engine: strategies (directional by default) on paper (default) or live brokers.
 
 Interface for the serving tier (the stream, the scorer, the app)
 ================================================================
@@ -7,12 +7,14 @@ Build and run (one engine per process)::
 
     from serving.engine import build_engine
     engine = build_engine(settings)      # paper unless ALPHATIDE_ENGINE__MODE=live; nothing is sent yet
+                                         # strategies: ALPHATIDE_STRATEGIES (or strategies=[StrategyEntry...])
+                                         # more venues: brokers={"hedge": broker}; clock= injectable
     engine.start()                       # recover from the store, clean start, reconcile, worker thread
     ...
     engine.shutdown()                    # stop entries, cancel resting orders, persist, stop the worker
 
 In the FastAPI app, `trading_lifespan(app, settings)` does exactly that around `yield` and publishes the
-engine as `app.state.trading_engine` (the router of `serving.api_trading` reads it from there); with
+engine as `app.state.trading_engine` (the router of `serving.api.trading` reads it from there); with
 `ALPHATIDE_ENGINE__ENABLED=false` it yields `None` and the trading endpoints answer 503.
 
 Feed it (thread-safe, never blocks: events are queued for the engine's worker thread)::
@@ -30,13 +32,17 @@ Replays and tests may call `engine.handle(event)` and `engine.tick(now)` synchro
 `start()`; when the events carry historical timestamps pass `clock=ReplayClock(first_ts)` to
 `build_engine`: the engine then runs on the events' time (TTLs, pauses, book ages).
 
-Read it: `engine.status()` (kill switches, equity, phase, recent decisions), `engine.position_snapshots()`,
+Read it: `engine.status()` (kill switches, equity, phase, per-strategy status, recent decisions),
+`engine.position_snapshots()` (with the strategy of each position),
 `engine.store.load_orders(limit=...)`, `engine.store.alerts()`. Control it: `engine.kill(reason)`,
 `engine.resume()`. Actions for the serving tier (retrain, degrade to the tabular tower, shed caches):
 `engine.action_listeners.append(callback(action, reason))`.
 
-Modules: `events` (inputs), `runtime` (`TradingEngine`), `broker` (`Broker` protocol, `PaperBroker`),
-`live_broker` (`LiveBroker` through ccxt, `CcxtMarkets`), `store` (`TradingStore`: SQLite/PostgreSQL).
+Modules: `events` (inputs), `strategy` (the strategy contract), `engine` (`TradingEngine`, the router),
+`portfolio`, `execution`, `risk`, `reconcile`, `persistence/` (`TradingStore`: SQLite/PostgreSQL),
+`context` (a strategy's `StrategyContext`), `status`, `counters`, `routing`, `config` (strategy
+entries, health and Airflow settings), `broker` (`Broker` protocol, `PaperBroker`), `live_broker`
+(`LiveBroker` through ccxt, `CcxtMarkets`); `runtime` and `store` are compatibility aliases.
 """
 
 from __future__ import annotations
