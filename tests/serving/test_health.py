@@ -179,3 +179,21 @@ def test_a_forced_rss_limit_sheds_the_feature_cache(paper: Callable[..., Harness
     assert event.memory_bytes is not None and event.memory_bytes > 1024 * 1024
     assert monitor.sheds >= 1 and len(cache) == 0
     cache.close()
+
+
+def test_stream_drift_flags_rows_from_another_distribution() -> None:
+    import polars as pl
+
+    from serving.health import StreamDrift
+
+    rng = np.random.default_rng(3)
+    reference = pl.DataFrame({"rsi_14": rng.normal(50, 10, 2000), "roc_1": rng.normal(0, 0.01, 2000)})
+    cfg = HealthConfig(drift_min_rows=100, drift_window=200, drift_every_s=1.0)
+    same = StreamDrift(cfg, reference, ["rsi_14", "roc_1", "missing"], p_value=0.01)
+    moved = StreamDrift(cfg, reference, ["rsi_14", "roc_1"], p_value=0.01)
+    for i in range(200):
+        same.observe({"rsi_14": float(rng.normal(50, 10)), "roc_1": float(rng.normal(0, 0.01))})
+        moved.observe({"rsi_14": float(rng.normal(70, 10)), "roc_1": None if i % 2 else float(rng.normal(0, 0.01))})
+    p_same, p_moved = same.p_value(0.0), moved.p_value(0.0)
+    assert p_same is not None and p_same > 0.01
+    assert p_moved is not None and p_moved < 1e-6
