@@ -170,6 +170,25 @@ class StreamDrift:
         return self._last
 
 
+def lake_reference(path: Any, columns: Sequence[str], recent_days: float, max_rows: int) -> pl.DataFrame | None:
+    """The training distribution: the lake's feature rows before the last `recent_days`, at most
+    `max_rows` of the newest (read lazily: the full table does not fit the process's memory budget)."""
+    from pathlib import Path
+
+    if not Path(path).exists():
+        return None
+    scan = pl.scan_parquet(path)
+    names = scan.collect_schema().names()
+    wanted = [c for c in columns if c in names]
+    if not wanted or "ts" not in names:
+        return None
+    newest = scan.select(pl.col("ts").max()).collect().item()
+    if newest is None:
+        return None
+    cut = newest - timedelta(days=recent_days)
+    return scan.filter(pl.col("ts") <= cut).sort("ts").tail(max_rows).select(wanted).collect()
+
+
 # ---- actions --------------------------------------------------------------------------------------
 class AirflowTrigger:
     """Starts a DAG run through Airflow 3's REST API (token from /auth/token)."""

@@ -9,7 +9,9 @@ by default) is `app.state.stream`.
 
 from __future__ import annotations
 
+import logging
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -18,10 +20,13 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from pipelines.config import Settings
+from pipelines.lake import Lake
 from serving.deps import ServingDeps
 from serving.engine import trading_lifespan
 from serving.engine.config import load_extras
-from serving.health import HealthMonitor, HealthTee
+from serving.health import HealthMonitor, HealthTee, StreamDrift, lake_reference
+
+log = logging.getLogger("alphatide.serving")
 
 
 def _engine_settings(settings: Settings, replay: Any) -> Settings:
@@ -46,7 +51,28 @@ def _monitor(app: FastAPI, deps: ServingDeps) -> HealthMonitor | None:
         p99_limit_ms=deps.settings.engine.trading.kill.inference_p99_limit_ms,
     )
     monitor.start()
+    threading.Thread(target=_attach_drift, args=(monitor, deps), name="alphatide-drift-ref", daemon=True).start()
     return monitor
+
+
+def _attach_drift(monitor: HealthMonitor, deps: ServingDeps) -> None:
+    """Give the monitor the champion's training distribution (the lake's features), off the event loop."""
+    settings = deps.settings
+    champion = deps.scorer.current()
+    if champion is None:
+        return
+    columns = champion.ref.feature_columns
+    try:
+        path = Lake(settings.lake_dir).features_path(settings.data.timeframe)
+        reference = lake_reference(path, columns, settings.drift.recent_days, settings.drift.max_rows)
+    except Exception:  # no features yet, or an unreadable file: drift stays unmeasured (logged)
+        log.exception("drift reference could not be read")
+        return
+    if reference is None:
+        return
+    drift = StreamDrift(monitor.cfg, reference, columns, settings.drift.p_value)
+    deps.latest.listeners.append(lambda row: drift.observe(row.values))
+    monitor.drift = drift
 
 
 async def _start_stream(app: FastAPI, deps: ServingDeps, sink: Any, replay: Any) -> Any:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from pipelines.config import EngineConfig, load_settings
+from pipelines.config import EngineConfig, Settings, load_settings
 from serving.app import create_app
 from serving.health import HealthMonitor
 from tests.fakes.trading_venue import FakeTradingVenue
@@ -27,3 +27,25 @@ def test_the_health_monitor_runs_with_the_engine_and_stops_with_it(
         assert monitor._thread is not None and monitor._thread.is_alive()
         assert client.get("/trading/status").status_code == 200
     assert monitor._thread is None
+
+
+def test_drift_is_measured_against_the_lakes_training_features(
+    serving_home: Settings, market_venue: FakeTradingVenue
+) -> None:
+    import time
+
+    settings = serving_home.model_copy(
+        update={
+            "engine": serving_home.engine.model_copy(
+                update={"enabled": True, "api_url": market_venue.base_url, "dsn": None, "pause_file": None}
+            )
+        }
+    )
+    app = create_app(settings)
+    with TestClient(app):
+        monitor = app.state.health
+        deadline = time.monotonic() + 30
+        while monitor.drift is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert monitor.drift is not None and len(monitor.drift.reference) > 0
+        assert len(app.state.cache.listeners) == 1  # the stream's rows reach the drift test
