@@ -42,10 +42,19 @@ import polars as pl
 from pipelines.config import BacktestConfig
 from pipelines.domain.candles import timeframe_delta
 from pipelines.trading.config import TradingConfig
-from pipelines.trading.decision import EntryInputs, WinRateTracker, decide_entry
-from pipelines.trading.exits import ExitRule, PositionView, evaluate_exit
+from pipelines.trading.decision import WinRateTracker
+from pipelines.trading.directional import (
+    EntryCosts,
+    SizeContext,
+    entry_decision,
+    entry_size,
+    exit_decision,
+    exit_view,
+    model_remaining_return,
+)
+from pipelines.trading.exits import ExitRule
 from pipelines.trading.instruments import MarketInfo, Side
-from pipelines.trading.sizing import AdaptiveKelly, SizingInputs, size_position
+from pipelines.trading.sizing import AdaptiveKelly
 
 VOLATILITY_BARS = 20
 _US = 1_000_000
@@ -257,37 +266,15 @@ def run_backtest(
         side = Side.BUY if sides[i] > 0 else Side.SELL
         confidence = float(p_win[i])
         if mode == "model":
-            entry = decide_entry(
-                EntryInputs(
-                    p_win=confidence,
-                    avg_win=float(avg_win[i]),
-                    avg_loss=float(avg_loss[i]),
-                    fees=2 * fee,
-                    expected_slippage=2 * slip,
-                    spread=spread,
-                    volatility=float(vol[i]),
-                ),
-                dcfg,
-                tracker,
-            )
+            bar_costs = EntryCosts(float(avg_win[i]), float(avg_loss[i]), 2 * fee, 2 * slip, spread, float(vol[i]))
+            entry = entry_decision(float(p[i]), bar_costs, trading, tracker, long_only=False)
             if not entry.enter:
                 continue
         is_major = symbol.split("/")[0] in majors
         market = markets.get(symbol) or markets.setdefault(symbol, _market(symbol, float(c[i]), fee))
         price = Decimal(repr(float(c[i]))) * (1 + slip_d if side is Side.BUY else 1 - slip_d)
-        sized = size_position(
-            kelly.fraction,
-            SizingInputs(
-                side=side,
-                equity=equity,
-                price=price,
-                confidence=confidence,
-                is_major=is_major,
-                open_positions=open_count,
-            ),
-            market,
-            trading.sizing,
-        )
+        sizing = SizeContext(equity=equity, is_major=is_major, open_positions=open_count)
+        sized = entry_size(kelly.fraction, side, price, confidence, sizing, market, trading)
         if sized.size <= 0:
             continue
         position = _Open(symbol, side, to_time(decision_us), sized.price, sized.size, sized.notional * fee_d)
@@ -342,10 +329,7 @@ def _resolve_exit(
 ) -> tuple[int, Decimal, str]:
     """Row index, price (before slippage) and rule of the exit: the first bar after entry a rule fires."""
     cfg = trading.exits
-    view = PositionView(
-        position.symbol, position.side, position.entry_price, position.entry_time, is_major,
-        market.tick_at(position.entry_price),
-    )
+    view = exit_view(position.symbol, position.side, position.entry_price, position.entry_time, is_major, market)
     entry = position.entry_price
     long = position.side is Side.BUY
     stop = cfg.hard_stop_major if is_major else cfg.hard_stop_alt
@@ -354,17 +338,16 @@ def _resolve_exit(
     for row in range(entry_row + 1, end_row):
         now = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(ts_us[row]) + bar_us)
         adverse = Decimal(repr(float(lo[row] if long else h[row])))
-        if evaluate_exit(view, adverse, now, cfg).rule is ExitRule.HARD_STOP:
+        if exit_decision(view, adverse, now, trading).rule is ExitRule.HARD_STOP:
             bar_open = Decimal(repr(float(o[row])))
             gapped = bar_open < stop_price if long else bar_open > stop_price
             return row, (bar_open if gapped else stop_price), ExitRule.HARD_STOP.value
         favourable = Decimal(repr(float(h[row] if long else lo[row])))
-        if evaluate_exit(view, favourable, now, cfg).rule is ExitRule.TAKE_PROFIT:
+        if exit_decision(view, favourable, now, trading).rule is ExitRule.TAKE_PROFIT:
             return row, tp_price, ExitRule.TAKE_PROFIT.value
-        edge = (2.0 * p[row] - 1.0) * (avg_win[row] + avg_loss[row]) / 2.0
-        remaining = edge if long else -edge
+        remaining = model_remaining_return(float(p[row]), float(avg_win[row]), float(avg_loss[row]), position.side)
         close = Decimal(repr(float(c[row])))
-        decision = evaluate_exit(view, close, now, cfg, expected_remaining_return=remaining)
+        decision = exit_decision(view, close, now, trading, remaining)
         if decision.exit and decision.rule is not None:
             return row, close, decision.rule.value
     last = end_row - 1

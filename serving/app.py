@@ -1,99 +1,45 @@
-"""The FastAPI app of the serving tier.
+"""The FastAPI app of the serving tier: a short factory wiring the real adapters to one router per concern.
 
-HTTP: `GET /signal`, `GET /hot`, `GET /health`, `GET /metrics`, `GET /ws/signals/schema`, and the trading
-router of `serving.api_trading` (`/positions`, `/orders`, `/kill`, `/resume`, ...); WebSocket:
-`/ws/signals` (message schemas in `serving.messages`).
+HTTP: `GET /signal`, `GET /hot` (`serving.api.signal`), `GET /health` (`serving.api.health`),
+`GET /metrics` (`serving.api.metrics`), `GET /ws/signals/schema` and WebSocket `/ws/signals`
+(`serving.api.ws`, message schemas in `serving.messages`), and the trading router (`serving.api.trading`:
+`/positions`, `/orders`, `/trading/status`, `/kill`, `/resume`).
 
-`create_app(settings)` wires the real adapters: the MLflow registry (read without the SDK when embedded,
+`create_app(settings)` wires the MLflow registry (read without the SDK when embedded,
 `pipelines.registry.serving_registry`), Feast's online store (read and written directly,
 `pipelines.online_store`), the lake's universe table. Neither SDK is imported by this process (memory:
-DESIGN budgets 300 MB for it). Tests and benchmarks pass their own settings (a temporary home). Its
-lifespan starts, when configured, the champion watcher, the trading engine
-(`serving.engine.trading_lifespan`) and the stream (`stream.source` = ``ccxt`` or ``replay``; ``off`` by
-default: the tier then serves the nightly features).
-
-`/signal` fast path (p99 <= 2 ms at 500 req/s, DESIGN): the universe and the champion are in memory, the
-symbol's newest feature row comes from `serving.feature_cache.LatestFeatures` (kept fresh by the stream
-and background re-reads; a miss reads the online store once, off the event loop), and the score of a
-(row, model version) pair is memoized on the cached row, so a repeated request does no inference.
+DESIGN budgets 300 MB for it). Tests and benchmarks pass their own settings (a temporary home). The
+lifespan (`serving.lifespan`) starts the champion watcher, the trading engine, the health monitor and
+the stream.
 """
 
 from __future__ import annotations
 
-import sys
-import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
 
-import polars as pl
-from fastapi import FastAPI, HTTPException, Query, WebSocket
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, TypeAdapter
+from fastapi import FastAPI
 
 from pipelines.config import Settings, load_settings
 from pipelines.feature_store import FeatureReader
 from pipelines.lake import Lake
 from pipelines.online_store import open_online_store
 from pipelines.registry import ChampionSource, serving_registry
-from serving.api_trading import trading_router
-from serving.engine import trading_lifespan
-from serving.feature_cache import LatestFeatures, StoreUnavailableError
-from serving.messages import MESSAGE_TYPES, HelloMessage, Signal, Unavailable, WsMessage
-from serving.metrics import INFERENCE_LATENCY, SIGNALS, RollingConfidence, exposition
+from serving.api.health import Health, health_router
+from serving.api.metrics import metrics_router
+from serving.api.signal import hot_router, signal_router
+from serving.api.trading import trading_router
+from serving.api.ws import ws_router
+from serving.deps import ServingDeps, UniverseCache
+from serving.feature_cache import LatestFeatures
+from serving.lifespan import serving_lifespan
+from serving.messages import Signal
+from serving.metrics import RollingConfidence
 from serving.scorer import ChampionScorer
-from serving.signals import decide_action, threshold_reason
-from serving.stream.hot import HotRanking
+from serving.signals import decide_action
 from serving.ws_hub import SignalHub
 
-SYMBOL_PATTERN = r"^[A-Z0-9]{1,20}/[A-Z0-9]{2,10}$"
-
 __all__ = ["Health", "Signal", "UniverseCache", "create_app", "decide_action"]
-
-
-class Health(BaseModel):
-    status: Literal["ok", "degraded"]
-    champion_version: str | None
-    universe_date: str | None
-    universe_size: int
-    problems: list[str]
-    stream_source: str = Field("off", description="stream.source: off, ccxt or replay")
-    stream_connected: dict[str, bool] = Field(default_factory=dict, description="Per market-data source")
-    online_store_error: str | None = None
-    champion_tower: str | None = Field(None, description="tabular or fused (None without a champion)")
-    champion_tradeable: bool | None = Field(None, description="False: signals only, never traded")
-
-
-class UniverseCache:
-    """The newest stored universe, re-read at most every `ttl_s` seconds (the nightly chain replaces it)."""
-
-    def __init__(self, lake: Lake, ttl_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
-        self._lake, self._ttl_s, self._clock = lake, ttl_s, clock
-        self._symbols: frozenset[str] = frozenset()
-        self._date: str | None = None
-        self._read_at: float | None = None
-
-    def due(self) -> bool:
-        return self._read_at is None or self._clock() - self._read_at >= self._ttl_s
-
-    def get(self) -> tuple[frozenset[str], str | None]:
-        now = self._clock()
-        if self._read_at is None or now - self._read_at >= self._ttl_s:
-            table = self._lake.read_universe()
-            if table is not None:
-                self._symbols = frozenset(table.filter(pl.col("tier").is_not_null())["symbol"].to_list())
-                self._date = str(table["date"][0]) if len(table) else None
-            self._read_at = now
-        return self._symbols, self._date
-
-    def peek(self) -> tuple[frozenset[str], str | None]:
-        return self._symbols, self._date
-
-
-def _unavailable(reason: str) -> JSONResponse:
-    return JSONResponse(status_code=503, content=Unavailable(detail=reason, reason=reason).model_dump())
 
 
 def create_app(
@@ -109,197 +55,31 @@ def create_app(
         settings.mlflow_tracking_uri, settings.mlruns_dir / "artifacts", settings.model.name
     )
     owned_store = open_online_store(settings) if features is None else None
-    feature_reader: FeatureReader = features or owned_store  # type: ignore[assignment]
-    scorer = ChampionScorer(registry, check_every_s=settings.serving.model_check_s)
-    universe = UniverseCache(Lake(settings.lake_dir))
-    latest = cache or LatestFeatures(feature_reader, refresh_s=settings.serving.cache_refresh_s)
-    hub = SignalHub(settings.serving.ws_queue_size, settings.serving.ws_send_timeout_s)
-    confidence = RollingConfidence(settings.serving.confidence_window)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.stream = None
-        sys.setswitchinterval(settings.serving.gil_switch_interval_s)
-        await run_in_threadpool(scorer.start)
-        replay = None
-        engine_settings = settings
-        if settings.stream.source == "replay":
-            from serving.stream.replay import ReplayServer
-
-            assert settings.stream.replay_capture_dir is not None  # validated by StreamConfig
-            replay = await ReplayServer(settings.stream.replay_capture_dir, speed=settings.stream.replay_speed).start()
-            if settings.engine.mode == "paper" and settings.engine.api_url is None:
-                # The paper broker reads instrument metadata from the venue being replayed.
-                engine_settings = settings.model_copy(
-                    update={"engine": settings.engine.model_copy(update={"api_url": f"http://127.0.0.1:{replay.port}"})}
-                )
-        try:
-            async with trading_lifespan(app, engine_settings):  # the trading engine: start, then shutdown
-                stream = None
-                if settings.stream.source != "off":
-                    from serving.stream.pipeline import StreamPipeline
-                    from serving.stream.service import StreamService
-
-                    pipeline = StreamPipeline(
-                        settings,
-                        scorer=scorer,
-                        cache=latest,
-                        hub=hub,
-                        pusher=owned_store,
-                        engine=getattr(app.state, "trading_engine", None),
-                        confidence=confidence,
-                    )
-                    symbols, _ = await run_in_threadpool(universe.get)
-                    stream = StreamService(settings, pipeline, hub, sorted(symbols), replay=replay)
-                    await stream.start()
-                app.state.stream = stream
-                try:
-                    yield
-                finally:
-                    app.state.stream = None
-                    if stream is not None:
-                        await stream.stop()
-        finally:
-            if replay is not None:
-                await replay.stop()
-            scorer.stop()
-            latest.close()
-            if owned_store is not None:
-                owned_store.close()
-
+    reader: FeatureReader = features or owned_store  # type: ignore[assignment]
+    deps = ServingDeps(
+        settings=settings,
+        registry=registry,
+        scorer=ChampionScorer(registry, check_every_s=settings.serving.model_check_s),
+        universe=UniverseCache(Lake(settings.lake_dir)),
+        latest=cache or LatestFeatures(reader, refresh_s=settings.serving.cache_refresh_s),
+        hub=SignalHub(settings.serving.ws_queue_size, settings.serving.ws_send_timeout_s),
+        confidence=RollingConfidence(settings.serving.confidence_window),
+        now=now,
+        owned_store=owned_store,
+    )
+    deps.mode.listeners.append(deps.scorer.use_tabular_only)
     app = FastAPI(
         title="alphatide",
         version="0.1.0",
         description="Signals from the champion model on the newest features of the tradable universe.",
-        lifespan=lifespan,
+        lifespan=serving_lifespan(deps),
     )
     app.state.stream = None
-
-    @app.get(
-        "/signal",
-        response_model=Signal,
-        responses={
-            404: {"description": "The symbol is not in today's universe"},
-            503: {"model": Unavailable, "description": "No universe, champion or features, or the store is down"},
-        },
-    )
-    async def signal(
-        symbol: Annotated[str, Query(pattern=SYMBOL_PATTERN, description="ccxt symbol, e.g. BTC/USDT")],
-    ) -> Signal | JSONResponse:
-        symbols, _ = await run_in_threadpool(universe.get) if universe.due() else universe.peek()
-        if not symbols:
-            return _unavailable("no universe yet: run the nightly chain (make run)")
-        if symbol not in symbols:
-            raise HTTPException(404, f"{symbol} is not in today's universe")
-        champion = scorer.current()
-        if champion is None:
-            return _unavailable(f"no champion model registered under {settings.model.name!r} yet")
-        columns = champion.ref.feature_columns
-        try:
-            entry = latest.cached(symbol, columns)
-            if entry is None:
-                entry = await run_in_threadpool(latest.read_through, symbol, columns)
-        except StoreUnavailableError as exc:
-            return _unavailable(f"{exc.reason}: hold")
-        row = entry.row
-        if row is None:
-            return _unavailable(f"no features for {symbol} in the online store yet")
-        served_at = now()
-        memo, memo_key = entry.score, f"{champion.ref.version}/{scorer.tower}"
-        if memo is not None and memo[0].split("|")[0] == memo_key:
-            p_up, tower = memo[1], memo[0].split("|")[-1]
-        else:
-            started = time.perf_counter()
-            scored = scorer.score(symbol, row.values)
-            p_up = scored.p_up if scored is not None else champion.predict_up([row.values.get(c) for c in columns])
-            tower = scored.tower if scored is not None else "tabular"
-            INFERENCE_LATENCY.observe(time.perf_counter() - started)
-            entry.score = (f"{memo_key}|{tower}", p_up)
-        action = decide_action(p_up, settings)
-        reason = threshold_reason(p_up, settings)
-        max_age = settings.signal.max_feature_age_s
-        if max_age is not None and (
-            row.event_time is None or (served_at - row.event_time).total_seconds() > max_age
-        ):
-            action, reason = "hold", f"features are stale (older than {max_age:.0f} s): hold"
-        elif entry.stale_reason is not None:
-            action, reason = "hold", f"{entry.stale_reason}: hold"
-        SIGNALS.labels(action=action).inc()
-        confidence.add(p_up)
-        return Signal(
-            symbol=symbol,
-            p_up=p_up,
-            action=action,
-            model_name=champion.ref.name,
-            model_version=champion.ref.version,
-            feature_time=row.event_time,
-            served_at=served_at,
-            reason=reason,
-            tower=tower,  # type: ignore[arg-type]  # "tabular" or "fused" by construction
-            tradeable=champion.tradeable,
-        )
-
-    @app.get("/hot", response_model=HotRanking)
-    async def hot() -> HotRanking:
-        """The hot-score ranking of SPEC 3 (top `stream.hot_top_n`); empty when the stream is off."""
-        stream = app.state.stream
-        if stream is None:
-            return HotRanking(computed_at=None, as_of=None, symbols_ranked=0, top=[])
-        ranking: HotRanking = stream.hot
-        return ranking if ranking.computed_at is not None else stream.rank_now()
-
-    @app.get("/health", response_model=Health)
-    def health() -> Health:
-        problems = []
-        symbols, day = universe.get()
-        if not symbols:
-            problems.append("no universe")
-        champion = scorer.current()
-        if champion is None:
-            problems.append("no champion model")
-        if latest.store_error is not None:
-            problems.append(latest.store_error)
-        stream = app.state.stream
-        connected = dict(stream.feed.connected) if stream is not None and stream.feed is not None else {}
-        if stream is not None and not all(connected.values()):
-            problems.append("market data disconnected: " + ", ".join(k for k, v in connected.items() if not v))
-        return Health(
-            status="ok" if not problems else "degraded",
-            champion_version=champion.ref.version if champion else None,
-            universe_date=day,
-            universe_size=len(symbols),
-            problems=problems,
-            stream_source=settings.stream.source,
-            stream_connected=connected,
-            online_store_error=latest.store_error,
-            champion_tower=scorer.tower,
-            champion_tradeable=champion.tradeable if champion else None,
-        )
-
-    @app.get(
-        "/metrics",
-        response_class=Response,
-        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition"}},
-    )
-    def metrics() -> Response:
-        """Prometheus metrics (SPEC 14): this process's default registry, trading metrics included."""
-        body, content_type = exposition()
-        return Response(content=body, media_type=content_type)
-
-    @app.get("/ws/signals/schema")
-    def ws_signals_schema() -> dict[str, Any]:
-        """JSON Schema of the `/ws/signals` messages: one schema per `type` (a discriminated union)."""
-        return TypeAdapter(WsMessage).json_schema()
-
-    @app.websocket("/ws/signals")
-    async def ws_signals(websocket: WebSocket) -> None:
-        """Signals, hot rankings and source status as they happen; see `serving.messages`."""
-        await websocket.accept()
-        hello = HelloMessage(server_time=datetime.now(UTC), message_types=MESSAGE_TYPES)
-        await hub.serve(websocket, first=hello)
-
-    app.state.hub = hub
-    app.state.cache = latest
-    app.state.scorer = scorer
+    app.state.hub, app.state.cache, app.state.scorer, app.state.deps = deps.hub, deps.latest, deps.scorer, deps
+    app.include_router(signal_router(deps))
+    app.include_router(hot_router())
+    app.include_router(health_router(deps))
+    app.include_router(metrics_router())
+    app.include_router(ws_router(deps))
     app.include_router(trading_router(settings.api_key))  # /positions, /orders, /kill, /resume
     return app

@@ -68,6 +68,7 @@ class LatestFeatures:
         self._last_probe: dict[str, float] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="feature-refresh")
+        self.listeners: list[Callable[[OnlineFeatures], None]] = []  # told of every row the stream puts
 
     # ---- store health ---------------------------------------------------------------------------
     @property
@@ -105,6 +106,18 @@ class LatestFeatures:
             from_stream=True,
             stale_reason=stale_reason,
         )
+        for listener in self.listeners:
+            listener(row)
+
+    def clear(self) -> int:
+        """Drop every cached row and its score memo (the shed-caches action); returns how many."""
+        with self._lock:
+            count = len(self._rows)
+            self._rows = {}
+        return count
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
     def mark_stale(self, symbol: str, reason: str | None) -> None:
         """Flag (or clear, with None) the symbol's row as untradeable without replacing its values."""

@@ -1,4 +1,4 @@
-"""The trading runtime: the directional strategy of SPEC 9-11 on a paper (default) or live broker.
+"""The trading engine: strategies (directional by default) on paper (default) or live brokers.
 
 Interface for the serving tier (the stream, the scorer, the app)
 ================================================================
@@ -7,12 +7,14 @@ Build and run (one engine per process)::
 
     from serving.engine import build_engine
     engine = build_engine(settings)      # paper unless ALPHATIDE_ENGINE__MODE=live; nothing is sent yet
+                                         # strategies: ALPHATIDE_STRATEGIES (or strategies=[StrategyEntry...])
+                                         # more venues: brokers={"hedge": broker}; clock= injectable
     engine.start()                       # recover from the store, clean start, reconcile, worker thread
     ...
     engine.shutdown()                    # stop entries, cancel resting orders, persist, stop the worker
 
 In the FastAPI app, `trading_lifespan(app, settings)` does exactly that around `yield` and publishes the
-engine as `app.state.trading_engine` (the router of `serving.api_trading` reads it from there); with
+engine as `app.state.trading_engine` (the router of `serving.api.trading` reads it from there); with
 `ALPHATIDE_ENGINE__ENABLED=false` it yields `None` and the trading endpoints answer 503.
 
 Feed it (thread-safe, never blocks: events are queued for the engine's worker thread)::
@@ -30,29 +32,37 @@ Replays and tests may call `engine.handle(event)` and `engine.tick(now)` synchro
 `start()`; when the events carry historical timestamps pass `clock=ReplayClock(first_ts)` to
 `build_engine`: the engine then runs on the events' time (TTLs, pauses, book ages).
 
-Read it: `engine.status()` (kill switches, equity, phase, recent decisions), `engine.position_snapshots()`,
+Read it: `engine.status()` (kill switches, equity, phase, per-strategy status, recent decisions),
+`engine.position_snapshots()` (with the strategy of each position),
 `engine.store.load_orders(limit=...)`, `engine.store.alerts()`. Control it: `engine.kill(reason)`,
 `engine.resume()`. Actions for the serving tier (retrain, degrade to the tabular tower, shed caches):
 `engine.action_listeners.append(callback(action, reason))`.
 
-Modules: `events` (inputs), `runtime` (`TradingEngine`), `broker` (`Broker` protocol, `PaperBroker`),
-`live_broker` (`LiveBroker` through ccxt, `CcxtMarkets`), `store` (`TradingStore`: SQLite/PostgreSQL).
+Modules: `events` (inputs), `strategy` (the strategy contract), `engine` (`TradingEngine`, the router),
+`portfolio`, `execution`, `risk`, `reconcile`, `persistence/` (`TradingStore`: SQLite/PostgreSQL),
+`context` (a strategy's `StrategyContext`), `status`, `counters`, `routing`, `config` (strategy
+entries, health and Airflow settings), `broker` (`Broker` protocol, `PaperBroker`), `live_broker`
+(`LiveBroker` through ccxt, `CcxtMarkets`); `runtime` and `store` are compatibility aliases.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from pipelines.config import Settings
 from pipelines.trading.config import system_clock
 from serving.engine.broker import Broker, BrokerError, PaperBroker, VenueOrderView
+from serving.engine.config import StrategyEntry, load_extras
+from serving.engine.engine import TradingEngine
 from serving.engine.events import BookEvent, EngineEvent, HealthEvent, ReplayClock, SignalEvent, TradeEvent
-from serving.engine.runtime import EngineStatus, PositionSnapshot, TradingEngine
+from serving.engine.status import EngineStatus, PositionSnapshot
 from serving.engine.store import StoreError, TradingStore
+from serving.engine.strategy import Strategy
 
 __all__ = [
     "BookEvent",
@@ -126,23 +136,49 @@ def build_broker(settings: Settings, clock: Callable[[], datetime] = system_cloc
     )
 
 
+def build_strategies(
+    settings: Settings, entries: Sequence[StrategyEntry] | None = None
+) -> tuple[list[Strategy], dict[str, Decimal | None], dict[str, str]]:
+    """The configured strategies (`ALPHATIDE_STRATEGIES`, default: directional on the whole account)."""
+    from serving.strategies.registry import StrategyEnv, build_strategy
+
+    entries = tuple(entries) if entries is not None else load_extras().strategies
+    env = StrategyEnv(settings.engine, frozenset(settings.universe.majors), settings.universe.quote)
+    strategies = [build_strategy(entry, env) for entry in entries]
+    return strategies, {e.id: e.allocation for e in entries}, {e.id: e.kind for e in entries}
+
+
 def build_engine(
     settings: Settings,
     *,
     clock: Callable[[], datetime] = system_clock,
     broker: Broker | None = None,
     store: TradingStore | None = None,
+    brokers: Mapping[str, Broker] | None = None,
+    strategies: Sequence[StrategyEntry] | None = None,
 ) -> TradingEngine:
-    """The engine as configured (nothing is sent to any venue until `start()`)."""
+    """The engine as configured (nothing is sent to any venue until `start()`).
+
+    `clock` is injectable (a `ReplayClock` runs the engine on the events' time). `brokers` adds venues
+    besides the default one (key "" is the default; `broker` overrides just that one). `strategies`
+    overrides the configured strategy entries.
+    """
     cfg = settings.engine
+    venues: dict[str, Broker] = dict(brokers or {})
+    if broker is not None or "" not in venues:
+        venues[""] = broker if broker is not None else build_broker(settings, clock)
+    built, allocations, kinds = build_strategies(settings, strategies)
     return TradingEngine(
         cfg,
-        broker if broker is not None else build_broker(settings, clock),
+        venues,
         store if store is not None else open_store(settings),
         quote=settings.universe.quote,
         majors=settings.universe.majors,
         pause_file=cfg.pause_file or engine_home(settings) / "PAUSE",
         clock=clock,
+        strategies=built,
+        allocations=allocations,
+        kinds=kinds,
     )
 
 

@@ -42,6 +42,8 @@ class SignalEvent:
     expected_return: float | None = None
     new_listing: bool = False
     tradeable: bool = True
+    avg_win: float | None = None  # additive: the producer's payoff statistics (mean win / loss magnitude)
+    avg_loss: float | None = None  # of the horizon; absent, the strategy uses its closed trades or exit levels
 
 
 @dataclass(frozen=True)

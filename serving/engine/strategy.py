@@ -106,8 +106,26 @@ class OrderUpdate:
 
 
 @dataclass(frozen=True)
+class RoundTrip:
+    """A position of this strategy that went back to flat (entry and exit fills, fees included)."""
+
+    venue: str
+    symbol: str
+    side: Side  # the entry side (BUY = long)
+    size: Decimal
+    net_pnl: Decimal  # quote currency, fees included
+    net_return: float  # net_pnl / entry notional
+    opened_at: datetime
+    closed_at: datetime
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class FillEvent:
-    """One execution of one of this strategy's orders (de-duplicated by `fill.fill_id`)."""
+    """One execution of one of this strategy's orders (de-duplicated by `fill.fill_id`).
+
+    `round_trip` is set when this fill closed the strategy's position in the symbol (additive field).
+    """
 
     order_id: str
     client_order_id: str
@@ -116,6 +134,22 @@ class FillEvent:
     side: Side
     fill: Fill
     tag: str = ""
+    round_trip: RoundTrip | None = None
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    """What the risk component allows a new entry right now (additive: `StrategyContext.risk_limits`).
+
+    A strategy sizes with these (SPEC 9: sizes x the active reductions, the deployment phase's caps);
+    the risk component enforces the caps again on every intent (it only reduces or refuses).
+    """
+
+    allowed: bool
+    reason: str
+    size_multiplier: float = 1.0
+    max_trade_notional: Decimal | None = None
+    bankroll_cap: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +160,8 @@ class PositionView:
     average_price: Decimal | None
     realized_pnl: Decimal
     unrealized_pnl: Decimal | None
+    opened_at: datetime | None = None  # additive: when the position opened (time stops)
+    mark: Decimal | None = None  # additive: its exit price now (bid of a long, ask of a short, or last trade)
 
 
 @dataclass(frozen=True)
@@ -149,6 +185,7 @@ class PortfolioView:
     realized_pnl: Decimal
     unrealized_pnl: Decimal
     positions: Mapping[tuple[str, str], PositionView] = field(default_factory=dict)  # (venue, symbol)
+    available: Decimal | None = None  # quote currency it may spend now (additive; None = unknown)
 
 
 class StrategyContext(Protocol):
@@ -175,6 +212,10 @@ class StrategyContext(Protocol):
 
     def entries_allowed(self, symbol: str | None = None) -> tuple[bool, str]:
         """Whether the risk component would accept a new (non-exit) order now, and why not."""
+        ...
+
+    def risk_limits(self, symbol: str | None = None) -> RiskLimits:
+        """`entries_allowed` with the size multiplier and caps a strategy sizes with (additive)."""
         ...
 
     def state(self) -> dict[str, str]:

@@ -1,1 +1,2 @@
-"""Strategies implementing `serving.engine.strategy.Strategy` (window markets: `window`, `window_mm`)."""
+"""Strategies of the engine (each implements `serving.engine.strategy.Strategy`) and their registry:
+directional, market_making, hedge, window (directional) and window_mm."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,13 +16,16 @@ from pipelines.trading.config import DeploymentConfig, KillSwitchConfig, Trading
 from pipelines.trading.killswitch import Action
 from serving.engine import build_engine
 from serving.engine.broker import Broker, PaperBroker
+from serving.engine.config import StrategyEntry
+from serving.engine.engine import TradingEngine
 from serving.engine.events import BookEvent, SignalEvent, TradeEvent
 from serving.engine.live_broker import CcxtMarkets, LiveBroker
-from serving.engine.runtime import TradingEngine
 from serving.engine.store import TradingStore
+from serving.strategies.directional import DirectionalStrategy
 from tests.fakes.trading_venue import TEST_API_KEY, TEST_API_SECRET, FakeTradingVenue
 
 START = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+DIRECTIONAL_ONLY = (StrategyEntry(id="directional", kind="directional"),)  # independent of ALPHATIDE_STRATEGIES
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "ADA/USDT", "DOGE/USDT", "LINK/USDT"]
 
 
@@ -75,6 +78,12 @@ class Harness:
     def store(self) -> TradingStore:
         return self.engine.store
 
+    @property
+    def directional(self) -> DirectionalStrategy:
+        strategy = self.engine.strategy("directional")
+        assert isinstance(strategy, DirectionalStrategy)
+        return strategy
+
     def book(self, symbol: str, bid: str, ask: str, size: str = "5") -> None:
         self.engine.handle(BookEvent(symbol, Decimal(bid), Decimal(ask), Decimal(size), Decimal(size), self.clock.now))
 
@@ -112,7 +121,9 @@ def paper(tmp_path: Path, market_venue: FakeTradingVenue) -> Callable[..., Harne
     """Factory: a started paper engine (synchronous: no worker thread) with a manual clock."""
     made: list[TradingEngine] = []
 
-    def factory(trading: TradingConfig | None = None, **engine_cfg: Any) -> Harness:
+    def factory(
+        trading: TradingConfig | None = None, *, strategies: Sequence[StrategyEntry] | None = None, **engine_cfg: Any
+    ) -> Harness:
         clock = ManualClock()
         settings = make_settings(tmp_path / f"home{len(made)}", trading or TradingConfig(), **engine_cfg)
         broker: Broker = PaperBroker(
@@ -121,7 +132,7 @@ def paper(tmp_path: Path, market_venue: FakeTradingVenue) -> Callable[..., Harne
             "USDT",
             settings.engine.paper_starting_balance,
         )
-        engine = build_engine(settings, clock=clock, broker=broker)
+        engine = build_engine(settings, clock=clock, broker=broker, strategies=strategies or DIRECTIONAL_ONLY)
         engine.start(background=False)
         made.append(engine)
         harness = Harness(engine, clock, settings, market_venue)
@@ -149,7 +160,7 @@ def live(tmp_path: Path, venue: FakeTradingVenue) -> Callable[..., Harness]:
             **engine_cfg,
         )
         count[0] += 1
-        engine = build_engine(settings, clock=clock)
+        engine = build_engine(settings, clock=clock, strategies=DIRECTIONAL_ONLY)
         assert isinstance(engine.broker, LiveBroker)
         # The real limiter spaces Binance calls by their weight (up to a second each); the fake has no
         # limits, and the limiter itself is ccxt's, not ours: off here to keep the suite fast.

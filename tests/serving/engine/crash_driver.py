@@ -1,4 +1,6 @@
-"""A trading process for the kill -9 test: `python -m tests.serving.engine.crash_driver MODE HOME VENUE_URL`.
+"""A trading process for the kill -9 test: `python -m tests.serving.engine.crash_driver MODE HOME VENUE_URL [two]`.
+
+With `two`, the engine runs two directional strategies: `dir-a` (all symbols) and `dir-b` (BTC only).
 
 MODE `run`: start the engine (live broker against the fake venue), enter every symbol, print `PLACED`,
 then keep streaming books and ticking until killed. MODE `recover`: start (recovery, clean start,
@@ -15,13 +17,19 @@ from pathlib import Path
 
 from pipelines.config import EngineConfig, load_settings
 from serving.engine import build_engine
+from serving.engine.config import StrategyEntry
 from serving.engine.events import BookEvent, SignalEvent
 from tests.fakes.trading_venue import TEST_API_KEY, TEST_API_SECRET
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT")
+TWO = (
+    StrategyEntry(id="dir-a", kind="directional", allocation=Decimal(3000)),
+    StrategyEntry(id="dir-b", kind="directional", allocation=Decimal(1000), params={"symbols": ["BTC/USDT"]}),
+)
+ONE = (StrategyEntry(id="directional", kind="directional"),)
 
 
-def main(mode: str, home: str, venue_url: str) -> None:
+def main(mode: str, home: str, venue_url: str, strategies: str = "one") -> None:
     settings = load_settings(
         {},
         home=Path(home),
@@ -33,7 +41,7 @@ def main(mode: str, home: str, venue_url: str) -> None:
             sweep_interval_s=0.05,
         ),
     )
-    engine = build_engine(settings)
+    engine = build_engine(settings, strategies=TWO if strategies == "two" else ONE)
     engine.broker.exchange.enableRateLimit = False  # type: ignore[attr-defined]
     engine.start(background=False)
     if mode == "recover":
@@ -57,4 +65,4 @@ def main(mode: str, home: str, venue_url: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

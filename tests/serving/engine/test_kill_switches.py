@@ -288,3 +288,55 @@ def test_alerts_are_posted_to_the_webhook(paper: Callable[..., Harness]) -> None
         server.server_close()
     kinds = {r["kind"] for r in received}
     assert {"manual_kill", "kill_switch:manual"} <= kinds
+
+
+def resting_entry(h: Harness, symbol: str) -> None:
+    h.book(symbol, "100.00", "100.01")
+    h.signal(symbol)
+    h.advance(0.1)  # paper latency: the post-only buy rests at the venue
+    [stored] = h.orders(symbol)
+    assert stored.order.is_live and stored.purpose == "entry"
+
+
+def no_fill_after(h: Harness, symbol: str) -> None:
+    h.advance(0.1)  # the cancel lands
+    h.trade(symbol, "99.90", "10")  # the market trades through the entry's price
+    assert symbol not in h.engine.positions
+    assert h.orders(symbol)[-1].order.state is OrderState.CANCELLED
+    assert h.engine.works == {}
+
+
+def test_api_kill_cancels_resting_entries_and_nothing_fills_after(paper: Callable[..., Harness]) -> None:
+    # Arrange: a position (its exit must keep working) and a resting entry in another symbol.
+    h = paper(graduated())
+    h.open_long("ETH/USDT")
+    resting_entry(h, "BTC/USDT")
+
+    # Act
+    h.engine.kill("operator")
+
+    # Assert: the entry is gone at once; exits still work.
+    assert h.orders("BTC/USDT")[-1].order.state is OrderState.CANCEL_REQUESTED
+    no_fill_after(h, "BTC/USDT")
+    h.clock.advance(1)
+    h.book("ETH/USDT", "98.90", "98.91")  # hard stop
+    assert [s.purpose for s in h.orders("ETH/USDT")][-1] == "exit"
+
+
+def test_pause_file_cancels_resting_entries_at_the_next_tick(paper: Callable[..., Harness]) -> None:
+    h = paper(graduated())
+    resting_entry(h, "BTC/USDT")
+    h.engine.pause_file.parent.mkdir(parents=True, exist_ok=True)
+    h.engine.pause_file.touch()
+    h.advance(0.1)  # well inside the 5 s sweep interval: the new pause file is acted on at once
+    assert h.orders("BTC/USDT")[-1].order.state in (OrderState.CANCEL_REQUESTED, OrderState.CANCELLED)
+    no_fill_after(h, "BTC/USDT")
+
+
+def test_a_halting_switch_cancels_resting_entries(paper: Callable[..., Harness]) -> None:
+    h = paper(graduated())
+    resting_entry(h, "BTC/USDT")
+    set_paper_balances(h, USDT="9000")  # -10% on the day: daily loss stops entries
+    h.advance(5)  # the sweep evaluates the switches and acts
+    assert h.engine.last_verdict is not None and Switch.DAILY_LOSS in h.engine.last_verdict.active
+    no_fill_after(h, "BTC/USDT")

@@ -281,8 +281,31 @@ def test_no_entry_until_the_clean_start_succeeds(live: Callable[..., Harness], v
     venue.drop_next(2)  # the venue answers neither the balance nor the open-orders listing at start
     h.engine.start(background=False)
     assert h.engine.clean_started is False
+    status = h.engine.status()
+    assert status.entries_allowed is False and any("clean start" in r for r in status.reasons)
     h.book("BTC/USDT", "100.00", "100.01")
     h.signal("BTC/USDT")
     assert posts(venue) == [] and "clean start" in h.engine.decisions[-1].reason
     h.advance(0.2)  # the sweep retries
     assert h.engine.clean_started is True and venue.open_orders() == []
+    assert h.engine.status().entries_allowed is True
+
+
+def test_no_entry_until_the_first_reconciliation_succeeds(
+    live: Callable[..., Harness], venue: FakeTradingVenue
+) -> None:
+    h = live(start=False, sweep_interval_s=0.1, request_retries=0, reconcile_interval_s=5)
+    venue.drop_next(3)  # balance, open-orders listing and the reconciliation's balances all go unanswered
+    h.engine.start(background=False)
+    h.advance(0.2)  # the sweep's clean start succeeds; the reconciliation is not due yet
+    assert h.engine.clean_started is True
+    status = h.engine.status()
+    assert status.entries_allowed is False and status.reconciled is False
+    h.book("BTC/USDT", "100.00", "100.01")
+    h.signal("BTC/USDT")
+    assert posts(venue) == [] and "reconciliation" in h.engine.decisions[-1].reason
+    h.advance(5)  # the reconciliation runs again and succeeds
+    assert h.engine.status().entries_allowed is True
+    h.book("BTC/USDT", "100.00", "100.01")
+    h.signal("BTC/USDT")
+    assert len(posts(venue)) == 1

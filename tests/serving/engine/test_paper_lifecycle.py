@@ -79,7 +79,7 @@ def test_fill_only_when_the_market_trades_through_then_take_profit_closes_the_tr
     fees = Decimal("0.08") * (Decimal("100.00") + Decimal("100.81")) * Decimal("0.001")
     assert closed.net_pnl == Decimal("0.08") * Decimal("0.81") - fees
     assert "take_profit" in closed.exit_reason
-    assert h.engine.kelly.state().recent_returns == (closed.net_return,)
+    assert h.directional.kelly.state().recent_returns == (closed.net_return,)
     assert h.engine.cash == Decimal(10_000) + closed.net_pnl
 
 
@@ -154,7 +154,7 @@ def test_graceful_shutdown_cancels_resting_orders_and_persists(
 
     store = TradingStore.sqlite_file(h.settings.home / "trading" / "engine.db")
     assert store.load_positions()["ETH/USDT"].size > 0
-    assert store.get_state("kelly") is not None and store.get_state("deployment_phase") == 1
+    assert "kelly" in store.get_state("strategy:directional") and store.get_state("deployment_phase") == 1
 
 
 def test_restart_restores_positions_counters_and_paper_balances(
@@ -198,8 +198,9 @@ def test_an_entry_correlated_with_an_open_position_is_halved(paper: Callable[...
         h.book("ETH/USDT", str(Decimal("100.00") + up * 2), str(Decimal("100.01") + up * 2))
         h.book("SOL/USDT", str(Decimal("100.30") - up), str(Decimal("100.31") - up))
         h.advance(1)
-    assert (h.engine.max_correlation_with_open("ETH/USDT") or 0) > 0.8
-    assert (h.engine.max_correlation_with_open("SOL/USDT") or 0) < 0.8
+    held = list(h.engine.positions)
+    assert (h.directional.max_correlation_with_open("ETH/USDT", held) or 0) > 0.8
+    assert (h.directional.max_correlation_with_open("SOL/USDT", held) or 0) < 0.8
     h.signal("ETH/USDT")
     h.signal("SOL/USDT")
     eth, sol = h.orders("ETH/USDT")[-1].order, h.orders("SOL/USDT")[-1].order

@@ -116,3 +116,39 @@ def test_engine_persists_to_postgresql_when_a_dsn_is_configured(
     assert [s.order.state for s in reread.load_orders()] == [OrderState.FILLED]
     reread.close()
     store.close()
+
+
+def test_a_store_written_before_strategy_attribution_is_migrated(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    path = tmp_path / "old.db"
+    old = sa.create_engine(f"sqlite:///{path}")
+    with old.begin() as conn:  # the schema of the previous release, with one open position and one order
+        conn.exec_driver_sql(
+            "CREATE TABLE engine_positions (symbol VARCHAR(40) PRIMARY KEY, size TEXT NOT NULL, entry_price TEXT"
+            " NOT NULL, entry_notional TEXT NOT NULL, entry_fees TEXT NOT NULL, exit_proceeds TEXT NOT NULL,"
+            " exit_fees TEXT NOT NULL, exited_size TEXT NOT NULL, opened_at VARCHAR(40) NOT NULL,"
+            " is_major BOOLEAN NOT NULL, updated_at VARCHAR(40) NOT NULL)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO engine_positions VALUES ('BTC/USDT', '0.08', '100', '8', '0.008', '0', '0', '0',"
+            f" '{T0.isoformat()}', 1, '{T0.isoformat()}')"
+        )
+        conn.exec_driver_sql(
+            "CREATE TABLE engine_closed_trades (id INTEGER PRIMARY KEY AUTOINCREMENT, symbol VARCHAR(40) NOT NULL,"
+            " opened_at VARCHAR(40) NOT NULL, closed_at VARCHAR(40) NOT NULL, size TEXT NOT NULL,"
+            " net_pnl TEXT NOT NULL, net_return FLOAT NOT NULL, exit_reason TEXT NOT NULL)"
+        )
+        conn.exec_driver_sql(
+            f"INSERT INTO engine_closed_trades (symbol, opened_at, closed_at, size, net_pnl, net_return, exit_reason)"
+            f" VALUES ('ETH/USDT', '{T0.isoformat()}', '{T0.isoformat()}', '1', '-0.5', -0.01, 'hard_stop')"
+        )
+    old.dispose()
+
+    store = TradingStore.sqlite_file(path)
+
+    assert store.load_positions()["BTC/USDT"].size == Decimal("0.08")
+    assert store.load_all_positions()[("directional", "", "BTC/USDT")].strategy_id == "directional"
+    [trade] = store.closed_trades()
+    assert trade.strategy_id == "directional" and trade.net_pnl == Decimal("-0.5")
+    store.close()

@@ -106,3 +106,27 @@ def test_openapi_documents_the_trading_endpoints(client: TestClient) -> None:
         assert path in doc["paths"]
     assert doc["paths"]["/kill"]["post"]["security"] == [{"APIKeyHeader": []}]
     assert "PositionOut" in doc["components"]["schemas"]
+
+
+def test_positions_orders_and_status_show_the_strategy(paper: Callable[..., Harness]) -> None:
+    from serving.engine.config import StrategyEntry
+    from tests.serving.engine.conftest import graduated
+
+    two = (
+        StrategyEntry(id="dir-a", kind="directional", allocation=Decimal(3000)),
+        StrategyEntry(id="dir-b", kind="directional", allocation=Decimal(1000)),
+    )
+    h = paper(graduated(), strategies=two)
+    h.book("BTC/USDT", "100.00", "100.01")
+    h.signal("BTC/USDT")
+    h.advance(0.1)
+    h.trade("BTC/USDT", "99.95", "100")
+    client = _client(h, SecretStr(KEY))
+
+    positions = client.get("/positions").json()
+    assert sorted((p["strategy_id"], p["size"]) for p in positions) == [("dir-a", "1.2"), ("dir-b", "0.4")]
+    orders = client.get("/orders", params={"strategy": "dir-b"}).json()
+    assert [o["strategy_id"] for o in orders] == ["dir-b"] and orders[0]["tag"] == "entry"
+    status = client.get("/trading/status").json()
+    assert {s["strategy_id"]: s["allocation"] for s in status["strategies"]} == {"dir-a": "3000", "dir-b": "1000"}
+    assert any(d["strategy_id"] == "dir-b" for d in status["recent_decisions"])

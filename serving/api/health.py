@@ -1,0 +1,58 @@
+"""GET /health: universe, champion, online store and market-data connections (ok or degraded)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from serving.deps import ServingDeps
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    champion_version: str | None
+    universe_date: str | None
+    universe_size: int
+    problems: list[str]
+    stream_source: str = Field("off", description="stream.source: off, ccxt or replay")
+    stream_connected: dict[str, bool] = Field(default_factory=dict, description="Per market-data source")
+    online_store_error: str | None = None
+    champion_tower: str | None = Field(None, description="tabular or fused (None without a champion)")
+    champion_tradeable: bool | None = Field(None, description="False: signals only, never traded")
+
+
+def health_router(deps: ServingDeps) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/health", response_model=Health)
+    def health(request: Request) -> Health:
+        problems = []
+        symbols, day = deps.universe.get()
+        if not symbols:
+            problems.append("no universe")
+        champion = deps.scorer.current()
+        if champion is None:
+            problems.append("no champion model")
+        latest = deps.latest
+        if latest.store_error is not None:
+            problems.append(latest.store_error)
+        stream = request.app.state.stream
+        connected = dict(stream.feed.connected) if stream is not None and stream.feed is not None else {}
+        if stream is not None and not all(connected.values()):
+            problems.append("market data disconnected: " + ", ".join(k for k, v in connected.items() if not v))
+        return Health(
+            status="ok" if not problems else "degraded",
+            champion_version=champion.ref.version if champion else None,
+            universe_date=day,
+            universe_size=len(symbols),
+            problems=problems,
+            stream_source=deps.settings.stream.source,
+            stream_connected=connected,
+            online_store_error=latest.store_error,
+            champion_tower=deps.scorer.tower,
+            champion_tradeable=champion.tradeable if champion else None,
+        )
+
+    return router

@@ -1,0 +1,1 @@
+"""Persistence of the trading engine: the store (SQLite/PostgreSQL) and its schema."""

@@ -1,0 +1,138 @@
+"""The serving tier's lifespan: champion watcher, trading engine, health monitor, stream (in that order).
+
+The engine (`serving.engine.trading_lifespan`) is published as `app.state.trading_engine`; the health
+monitor (`serving.health.HealthMonitor`, `app.state.health`) measures the process on a timer and feeds
+the engine, and the stream writes to the engine through the monitor's tee (signals and trades are
+observed for the live calibration error). The stream (`stream.source` = ``ccxt`` or ``replay``; ``off``
+by default) is `app.state.stream`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from pipelines.config import Settings
+from pipelines.lake import Lake
+from serving.deps import ServingDeps
+from serving.engine import trading_lifespan
+from serving.engine.config import load_extras
+from serving.health import HealthMonitor, HealthTee, StreamDrift, lake_reference
+
+log = logging.getLogger("alphatide.serving")
+
+
+def _engine_settings(settings: Settings, replay: Any) -> Settings:
+    if replay is not None and settings.engine.mode == "paper" and settings.engine.api_url is None:
+        # The paper broker reads instrument metadata from the venue being replayed.
+        engine = settings.engine.model_copy(update={"api_url": f"http://127.0.0.1:{replay.port}"})
+        return settings.model_copy(update={"engine": engine})
+    return settings
+
+
+def _monitor(app: FastAPI, deps: ServingDeps) -> HealthMonitor | None:
+    engine = getattr(app.state, "trading_engine", None)
+    if engine is None:
+        return None
+    extras = load_extras()
+    monitor = HealthMonitor(
+        engine,
+        extras.health,
+        extras.airflow,
+        clear_caches=deps.latest.clear,
+        mode=deps.mode,
+        p99_limit_ms=deps.settings.engine.trading.kill.inference_p99_limit_ms,
+    )
+    monitor.start()
+    threading.Thread(target=_attach_drift, args=(monitor, deps), name="alphatide-drift-ref", daemon=True).start()
+    return monitor
+
+
+def _attach_drift(monitor: HealthMonitor, deps: ServingDeps) -> None:
+    """Give the monitor the champion's training distribution (the lake's features), off the event loop."""
+    settings = deps.settings
+    champion = deps.scorer.current()
+    if champion is None:
+        return
+    columns = champion.ref.feature_columns
+    try:
+        path = Lake(settings.lake_dir).features_path(settings.data.timeframe)
+        reference = lake_reference(path, columns, settings.drift.recent_days, settings.drift.max_rows)
+    except Exception:  # no features yet, or an unreadable file: drift stays unmeasured (logged)
+        log.exception("drift reference could not be read")
+        return
+    if reference is None:
+        return
+    drift = StreamDrift(monitor.cfg, reference, columns, settings.drift.p_value)
+    deps.latest.listeners.append(lambda row: drift.observe(row.values))
+    monitor.drift = drift
+
+
+async def _start_stream(app: FastAPI, deps: ServingDeps, sink: Any, replay: Any) -> Any:
+    from serving.stream.pipeline import StreamPipeline
+    from serving.stream.service import StreamService
+
+    settings = deps.settings
+    pipeline = StreamPipeline(
+        settings,
+        scorer=deps.scorer,
+        cache=deps.latest,
+        hub=deps.hub,
+        pusher=deps.owned_store,
+        engine=sink,
+        confidence=deps.confidence,
+    )
+    symbols, _ = await run_in_threadpool(deps.universe.get)
+    stream = StreamService(settings, pipeline, deps.hub, sorted(symbols), replay=replay)
+    await stream.start()
+    return stream
+
+
+def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    settings = deps.settings
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.stream = None
+        app.state.health = None
+        sys.setswitchinterval(settings.serving.gil_switch_interval_s)
+        await run_in_threadpool(deps.scorer.start)
+        replay = None
+        if settings.stream.source == "replay":
+            from serving.stream.replay import ReplayServer
+
+            assert settings.stream.replay_capture_dir is not None  # validated by StreamConfig
+            replay = await ReplayServer(settings.stream.replay_capture_dir, speed=settings.stream.replay_speed).start()
+        try:
+            async with trading_lifespan(app, _engine_settings(settings, replay)):  # start, then shutdown
+                monitor = app.state.health = _monitor(app, deps)
+                engine = getattr(app.state, "trading_engine", None)
+                sink = HealthTee(engine, monitor) if engine is not None and monitor is not None else engine
+                stream = None
+                if settings.stream.source != "off":
+                    stream = await _start_stream(app, deps, sink, replay)
+                app.state.stream = stream
+                try:
+                    yield
+                finally:
+                    app.state.stream = None
+                    if stream is not None:
+                        await stream.stop()
+                    if monitor is not None:
+                        monitor.stop()
+        finally:
+            if replay is not None:
+                await replay.stop()
+            deps.scorer.stop()
+            deps.latest.close()
+            if deps.owned_store is not None:
+                deps.owned_store.close()
+
+    return lifespan

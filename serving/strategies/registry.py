@@ -1,0 +1,82 @@
+"""Strategy kinds -> factories: how a configured `StrategyEntry` becomes a `Strategy` object.
+
+The engine builds its strategies from `EngineExtras.strategies` through `build_strategy`. A new kind
+plugs in with one call at import time of its module, e.g. in `serving/strategies/market_making.py`::
+
+    from serving.strategies.registry import register
+    register("market_making", lambda entry, env: AvellanedaStoikov(entry.id, **entry.params))
+
+and one line in `_BUILTIN_MODULES` below (or an import anywhere before `build_engine`). A factory gets
+the entry (id, kind, allocation, venue, params) and a `StrategyEnv` (trading rules, majors, engine
+settings) and returns the strategy; its `strategy_id` must be `entry.id`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipelines.config import EngineConfig
+from serving.engine.config import StrategyEntry
+from serving.engine.strategy import Strategy
+
+# Modules that register a kind when imported (the directional one is built in below).
+_BUILTIN_MODULES: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StrategyEnv:
+    engine: EngineConfig
+    majors: frozenset[str]
+    quote: str
+
+
+StrategyFactory = Callable[[StrategyEntry, StrategyEnv], Strategy]
+_FACTORIES: dict[str, StrategyFactory] = {}
+
+
+def register(kind: str, factory: StrategyFactory, *, replace: bool = False) -> None:
+    """Make `kind` available to the configuration (`replace` to override an existing one in tests)."""
+    if kind in _FACTORIES and not replace:
+        raise ValueError(f"strategy kind {kind!r} is already registered")
+    _FACTORIES[kind] = factory
+
+
+def kinds() -> list[str]:
+    _load_builtins()
+    return sorted(_FACTORIES)
+
+
+def _load_builtins() -> None:
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
+
+
+def build_strategy(entry: StrategyEntry, env: StrategyEnv) -> Strategy:
+    _load_builtins()
+    factory = _FACTORIES.get(entry.kind)
+    if factory is None:
+        raise ValueError(f"strategy {entry.id!r}: unknown kind {entry.kind!r} (known: {', '.join(kinds())})")
+    strategy = factory(entry, env)
+    if strategy.strategy_id != entry.id:
+        raise ValueError(f"strategy kind {entry.kind!r} built id {strategy.strategy_id!r}, expected {entry.id!r}")
+    return strategy
+
+
+def _directional(entry: StrategyEntry, env: StrategyEnv) -> Strategy:
+    from serving.strategies.directional import DirectionalParams, DirectionalStrategy
+
+    cfg = env.engine
+    params = DirectionalParams(
+        expected_slippage=float(entry.params.get("expected_slippage", cfg.expected_slippage)),
+        stats_min_trades=int(entry.params.get("stats_min_trades", cfg.stats_min_trades)),
+        correlation_sample_s=cfg.correlation_sample_s,
+        correlation_window=cfg.correlation_window,
+        correlation_min_samples=cfg.correlation_min_samples,
+        symbols=frozenset(entry.params["symbols"]) if "symbols" in entry.params else None,
+    )
+    return DirectionalStrategy(entry.id, cfg.trading, env.majors, params)
+
+
+register("directional", _directional)
