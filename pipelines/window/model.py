@@ -1,7 +1,7 @@
 """The window model: walk-forward CatBoost + calibration on the window dataset, its evaluation and gate.
 
 Per fold (`pipelines.walkforward.plan_windows`, embargo = one window so no training label has seen the
-test period): CatBoost (`pipelines.training._fit_catboost`, the directional model's fit) on the training
+test period): CatBoost (`pipelines.modeling.folds.fit_catboost`, the directional model's fit) on the training
 window minus its latest `calibration_share`, calibrated on that held-back part by isotonic or Platt,
 whichever has the lower Brier (`pipelines.modeling.calibration.fit_calibrator`), scored on the test
 window. Pooled out-of-sample: Brier, ECE, AUC, accuracy; Brier skill against 0.5 (1 - Brier / 0.25) and,
@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipelines.config import ModelConfig, PromotionConfig
 from pipelines.metrics import ClassificationMetrics, classification_metrics
 from pipelines.modeling.calibration import CalibratedClassifier, fit_calibrator
-from pipelines.training import _fit_catboost
+from pipelines.modeling.folds import fit_catboost
 from pipelines.walkforward import Window, plan_windows
 from pipelines.window.dataset import LABEL, WINDOW_FEATURES
 
@@ -134,7 +134,7 @@ def fit_calibrated(
     cut = int(ordered.height * (1.0 - cfg.calibration_share))
     fit_part, cal_part = ordered.slice(0, cut), ordered.slice(cut)
     model_cfg, params = cfg.catboost()
-    model = _fit_catboost(
+    model = fit_catboost(
         _matrix(fit_part, columns), fit_part[LABEL].to_numpy(), columns, params, model_cfg, cfg.threads
     )
     p_cal = model.predict_proba(_matrix(cal_part, columns))[:, 1]
@@ -145,7 +145,7 @@ def fit_calibrated(
 def _shuffled_auc(train: pl.DataFrame, test: pl.DataFrame, columns: tuple[str, ...], cfg: WindowModelConfig) -> float:
     labels = np.random.default_rng(cfg.seed).permutation(train[LABEL].to_numpy())
     model_cfg, params = cfg.catboost()
-    model = _fit_catboost(_matrix(train, columns), labels, columns, params, model_cfg, cfg.threads)
+    model = fit_catboost(_matrix(train, columns), labels, columns, params, model_cfg, cfg.threads)
     return classification_metrics(test[LABEL].to_numpy(), model.predict_proba(_matrix(test, columns))[:, 1]).auc
 
 
