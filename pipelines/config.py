@@ -92,6 +92,12 @@ class DataConfig(_Frozen):
     trades_window_s: int = Field(3600, ge=60, le=86_400, description="Backfill unit for trades (Binance: 1 h max).")
     book_depth: int = Field(20, ge=1, le=5000, description="Levels per side kept in an order-book snapshot.")
     markets_ttl_h: float = Field(24.0, gt=0, le=24 * 30, description="Market metadata cache lifetime.")
+    outage_share: float = Field(
+        0.8, gt=0.5, le=1, description="A bar missing in at least this share of listed symbols is a venue outage."
+    )
+    outage_edge_bars: int = Field(
+        2, ge=0, le=60, description="Bars either side of a venue outage that still belong to it (ragged edge)."
+    )
 
 
 class ValidationConfig(_Frozen):
