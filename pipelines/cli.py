@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipelines import cli_marketdata, cli_models
-from pipelines.config import Settings, load_settings
+from pipelines.config import Settings, load_settings, mask_uri
 from pipelines.errors import AlphatideError
 
 log = logging.getLogger("alphatide")
@@ -20,17 +20,17 @@ log = logging.getLogger("alphatide")
 
 def _chain(settings: Settings) -> None:
     from pipelines.airflow_runner import run_chain
+    from pipelines.chain_console import ChainConsole, summary_lines
+    from pipelines.lake import Lake
 
     print(
         f"alphatide: running the nightly chain through Airflow (home {settings.home}, source {settings.source})",
         flush=True,
     )
-    for result in run_chain(settings):
-        print(f"  {result['dag_id']:<24} {result['state']}", flush=True)
-    from pipelines.lake import Lake
-
+    run_chain(settings, on_event=ChainConsole())
     lake = Lake(settings.lake_dir)
-    used = (lake.read_state("universe") or {}).get("source")
+    states = {name: lake.read_state(name) for name in ("universe", "validated", "training", "online")}
+    used = (states["universe"] or {}).get("source")
     if settings.source == "auto" and used == "synthetic":
         # The fallback is decided inside the Airflow task; say it here too, where the operator looks.
         print(
@@ -38,12 +38,7 @@ def _chain(settings: Settings) -> None:
             "used SYNTHETIC candles (set ALPHATIDE_SOURCE=binance|replay|synthetic to choose)",
             flush=True,
         )
-    training = lake.read_state("training") or {}
-    if training:
-        verdict = "promoted to champion" if training.get("promoted") else "not promoted"
-        print(
-            f"  model version {training.get('version')} {verdict}: {'; '.join(training.get('reasons', []))}"
-        )
+    print("\n".join(summary_lines(settings, states)), flush=True)
 
 
 def _serve(settings: Settings) -> None:
@@ -57,7 +52,7 @@ def _serve(settings: Settings) -> None:
         f"  signal   {base}/signal?symbol=BTC/USDT\n"
         f"  health   {base}/health\n"
         f"  API docs {base}/docs\n"
-        f"  MLflow   .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}\n"
+        f"  MLflow   .venv/bin/mlflow ui --backend-store-uri {mask_uri(settings.mlflow_tracking_uri)}\n"
         "  Airflow  make airflow (UI on http://127.0.0.1:8080)\n"
         "Ctrl-C stops it.",
         flush=True,
@@ -66,15 +61,23 @@ def _serve(settings: Settings) -> None:
 
 
 def _airflow(settings: Settings) -> int:
-    from pipelines.airflow_runner import airflow_environment
+    from pipelines.airflow_runner import airflow_environment, unpause_chain
 
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
-    airflow = Path(sys.executable).with_name("airflow")
+    env = airflow_environment(settings)
+    print(f"airflow: preparing {settings.airflow_home} (migrate, parse {settings.dags_dir}) ...", flush=True)
+    unpaused = unpause_chain(settings)
     print(
-        f"airflow standalone on {settings.dags_dir} (home {settings.airflow_home}); "
-        f"the admin password is printed below and kept in {settings.airflow_home}"
+        f"airflow: unpaused {', '.join(unpaused)} (asset-triggered: each runs when the one before it succeeds).\n"
+        "airflow: alphatide_universe keeps its pause state: trigger it to run the whole chain once, unpause it "
+        "for the daily schedule.\n"
+        f"airflow standalone: UI on http://{env['AIRFLOW__API__HOST']}:{env['AIRFLOW__API__PORT']} "
+        f"(AIRFLOW__API__HOST/PORT to change); the admin password is printed below and kept in "
+        f"{settings.airflow_home}",
+        flush=True,
     )
-    return subprocess.call([str(airflow), "standalone"], env=airflow_environment(settings))
+    airflow = Path(sys.executable).with_name("airflow")
+    return subprocess.call([str(airflow), "standalone"], env=env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -120,6 +120,7 @@ def run_backfill(settings: Settings | None = None) -> Summary:
         load_market_metadata(source, lake, ttl=timedelta(hours=settings.data.markets_ttl_h))
     batch_id = _pending_batch(lake, universe) or f"{universe['date']}-{uuid.uuid4().hex[:8]}"
     staged = StagedLake(lake, batch_id)  # committed by the validation stage, only when the batch passes
+    staged.root.mkdir(parents=True, exist_ok=True)  # an empty batch (nothing new) is still a batch
     lake.write_state("backfill", {"batch_id": batch_id, "universe_date": universe["date"], "state": "running"})
     backfiller = Backfiller(source, staged, settings.data, on_progress=chain_events.progress_reporter("backfill"))
     report = backfiller.run(universe["symbols"], [f"candles_{timeframe}"], start, end)
@@ -184,7 +185,9 @@ def run_validation(settings: Settings | None = None) -> Summary:
         done = lake.read_state("validated")
         if done is not None and done.get("batch_id") == batch["batch_id"]:
             return done  # already validated and committed (a re-run of this task)
-        raise OperatorError(f"batch {batch['batch_id']} is not staged any more (quarantined?): run the backfill again")
+        raise OperatorError(
+            f"batch {batch['batch_id']} is not staged any more ({batch.get('state')}): run the backfill again"
+        )
     candles, report = _validate_batch(staged, batch, settings)
     if not report.success:
         folder = lake.quarantine(batch["batch_id"], candles, report.to_dict())
