@@ -16,6 +16,7 @@ from pipelines import nightly
 from pipelines.airflow_wiring import (
     DAG_DEFAULTS,
     FEATURES,
+    MODEL,
     MODEL_CHANGES,
     TRAINED,
     publish_model_events,
@@ -36,7 +37,8 @@ def alphatide_train() -> None:
     def drift_check() -> dict:
         return run_stage(nightly.run_drift_check)
 
-    @task(outlets=[TRAINED, MODEL_CHANGES])
+    # Reads the champion (it is scored on the same period); `alphatide.model` gets an event only on a change.
+    @task(inlets=[MODEL], outlets=[TRAINED, MODEL_CHANGES])
     def train() -> dict:
         context = get_current_context()
         params = dict(context["params"])

@@ -41,22 +41,26 @@ def _chain(settings: Settings) -> None:
     print("\n".join(summary_lines(settings, states)), flush=True)
 
 
-def _serve(settings: Settings) -> None:
-    import uvicorn
-
-    from serving.app import create_app
-
+def serve_banner(settings: Settings) -> str:
+    """Where to look once the serving tier is up (every URI masked: credentials are never printed)."""
     base = f"http://{settings.host}:{settings.port}"
-    print(
+    return (
         "\nalphatide serving tier is up:\n"
         f"  signal   {base}/signal?symbol=BTC/USDT\n"
         f"  health   {base}/health\n"
         f"  API docs {base}/docs\n"
         f"  MLflow   .venv/bin/mlflow ui --backend-store-uri {mask_uri(settings.mlflow_tracking_uri)}\n"
         "  Airflow  make airflow (UI on http://127.0.0.1:8080)\n"
-        "Ctrl-C stops it.",
-        flush=True,
+        "Ctrl-C stops it."
     )
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from serving.app import create_app
+
+    print(serve_banner(settings), flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 
 

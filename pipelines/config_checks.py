@@ -31,16 +31,17 @@ def mask_uri(uri: str | None) -> str | None:
         return None
     try:
         parts = urlsplit(uri)
-        netloc = parts.netloc
+        netloc, query = parts.netloc, parts.query
         if "@" in netloc:
             userinfo, host = netloc.rsplit("@", 1)
             user, has_password, _ = userinfo.partition(":")
             netloc = f"{user}:{MASK}@{host}" if has_password else f"{MASK}@{host}"
-        query = parts.query
         if query:
             pairs = parse_qsl(query, keep_blank_values=True)
             masked = [(k, MASK if any(s in k.lower() for s in SECRET_QUERY_KEYS) else v) for k, v in pairs]
             query = urlencode(masked, safe="*")
+        if (netloc, query) == (parts.netloc, parts.query):
+            return uri  # nothing secret (urlunsplit would also turn sqlite:////abs into sqlite://abs)
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     except ValueError:
         scheme, sep, _ = uri.partition("://")
