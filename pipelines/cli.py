@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipelines import cli_marketdata, cli_models
-from pipelines.config import Settings, load_settings, mask_uri
+from pipelines.config import Settings, check_live_start, load_settings, mask_uri
 from pipelines.errors import AlphatideError
 
 log = logging.getLogger("alphatide")
@@ -105,8 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "chain":
             _chain(settings)
         elif args.command == "serve":
+            check_live_start(settings)
             _serve(settings)
         elif args.command == "run":
+            check_live_start(settings)  # before the chain: a live start that must fail fails at once
             _chain(settings)
             _serve(settings)
         elif args.command == "airflow":

@@ -343,15 +343,6 @@ class Settings(BaseSettings):
         return mask_uri(value)  # credentials of a tracking server never reach `alphatide settings`
 
     @model_validator(mode="after")
-    def _live_needs_api_key(self) -> Settings:
-        if self.engine.enabled and self.engine.mode == "live" and not _secret_set(self.api_key):
-            raise ValueError(
-                "ALPHATIDE_ENGINE__MODE=live refuses to start without ALPHATIDE_API_KEY (unset or empty): "
-                "without it POST /kill cannot be called"
-            )
-        return self
-
-    @model_validator(mode="after")
     def _redis_needs_url(self) -> Settings:
         if self.online_store == "redis" and self.redis_url is None:
             raise ValueError("ALPHATIDE_ONLINE_STORE=redis needs ALPHATIDE_REDIS_URL (redis://host:port/db)")
@@ -409,6 +400,19 @@ def _unknown_variables(environ: dict[str, str]) -> list[str]:
         if top not in known:
             unknown.append(key)
     return sorted(unknown)
+
+
+def check_live_start(settings: Settings) -> None:
+    """What the serving tier needs before it trades live (called by `alphatide serve`/`run` at start).
+
+    The venue keys are checked with the settings themselves (`EngineConfig`); the API key here, since
+    without it `POST /kill` cannot be called: a live engine nobody can stop refuses to start.
+    """
+    if settings.engine.enabled and settings.engine.mode == "live" and not _secret_set(settings.api_key):
+        raise ConfigError(
+            "ALPHATIDE_ENGINE__MODE=live refuses to start without ALPHATIDE_API_KEY (unset or empty): "
+            "without it POST /kill cannot be called"
+        )
 
 
 def _problem(loc: tuple[int | str, ...], message: str) -> str:

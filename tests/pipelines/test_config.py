@@ -69,15 +69,24 @@ def test_live_mode_refuses_empty_venue_keys(empty: str) -> None:
         load_settings(env)
 
 
-def test_live_mode_refuses_to_start_without_an_api_key() -> None:
+def test_live_mode_refuses_to_start_without_an_api_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.cli import main
+    from pipelines.config import check_live_start
+
     keys = {"ALPHATIDE_ENGINE__VENUE_API_KEY": "k", "ALPHATIDE_ENGINE__VENUE_API_SECRET": "s"}
     for api_key in (None, ""):
         env = {"ALPHATIDE_ENGINE__MODE": "live", **keys}
         if api_key is not None:
             env["ALPHATIDE_API_KEY"] = api_key
         with pytest.raises(ConfigError, match="without ALPHATIDE_API_KEY"):
-            load_settings(env)
-    assert load_settings({**LIVE, **keys}).engine.mode == "live"
+            check_live_start(load_settings(env))
+    check_live_start(load_settings({**LIVE, **keys}))  # both present: starts
+    for key, value in {"ALPHATIDE_ENGINE__MODE": "live", **keys}.items():
+        monkeypatch.setenv(key, value)
+    assert main(["serve"]) == 2  # refused before anything is started
+    assert "refuses to start without ALPHATIDE_API_KEY" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
