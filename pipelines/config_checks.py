@@ -25,6 +25,10 @@ SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "pass", "token", "secret", "ke
 MASK = "***"
 
 
+@typing.overload
+def mask_uri(uri: str) -> str: ...
+@typing.overload
+def mask_uri(uri: None) -> None: ...
 def mask_uri(uri: str | None) -> str | None:
     """The URI with its credentials replaced by `***` (unparseable text is masked whole after the scheme)."""
     if uri is None:
