@@ -17,6 +17,8 @@ import polars as pl
 
 from pipelines import chain_events
 from pipelines.backfill import Backfiller, load_market_metadata
+from pipelines.batch_gate import batch_candles as _batch_candles
+from pipelines.batch_gate import gate_batch
 from pipelines.config import Settings, load_settings
 from pipelines.errors import DataValidationError, OperatorError
 from pipelines.feature_store import FeastStore
@@ -27,7 +29,6 @@ from pipelines.registry import MlflowRegistry
 from pipelines.retrain import drift_check, retrain_and_promote, with_model_overrides
 from pipelines.sources import CandleSource, CcxtCandleSource, make_source
 from pipelines.universe import daily_stats, select_universe, universe_symbols, universe_window
-from pipelines.validation import ValidationReport, merge_reports, validate_book, validate_candles
 
 log = logging.getLogger(__name__)
 
@@ -145,34 +146,6 @@ def run_backfill(settings: Settings | None = None) -> Summary:
     return summary
 
 
-def _batch_candles(lake: Lake, manifest: dict[str, Any]) -> pl.DataFrame:
-    return lake.read_candles(
-        manifest["venue"],
-        manifest["timeframe"],
-        manifest["symbols"],
-        datetime.fromisoformat(manifest["start"]),
-        datetime.fromisoformat(manifest["end"]),
-    )
-
-
-def _validate_batch(lake: Lake, batch: dict[str, Any], settings: Settings) -> tuple[pl.DataFrame, ValidationReport]:
-    candles = _batch_candles(lake, batch)
-    if candles.is_empty():
-        raise DataValidationError(f"batch {batch['batch_id']} is empty: nothing was backfilled")
-    report = validate_candles(
-        candles,
-        timeframe=batch["timeframe"],
-        outages=lake.venue_outages(batch["venue"], f"candles_{batch['timeframe']}"),
-        config=settings.validation,
-    )
-    book = lake.book_top(
-        batch["venue"], batch["symbols"], datetime.fromisoformat(batch["start"]), datetime.fromisoformat(batch["end"])
-    )
-    if not book.is_empty():  # spread < max where book data exists (SPEC section 4)
-        report = merge_reports(report, validate_book(book, settings.validation))
-    return candles, report
-
-
 def run_validation(settings: Settings | None = None) -> Summary:
     """The gate: the staged batch is committed to the lake only when it passes; a failing batch is
     quarantined with its report (the rows stay out of the lake, the watermarks do not move) and the
@@ -188,20 +161,15 @@ def run_validation(settings: Settings | None = None) -> Summary:
         raise OperatorError(
             f"batch {batch['batch_id']} is not staged any more ({batch.get('state')}): run the backfill again"
         )
-    candles, report = _validate_batch(staged, batch, settings)
-    if not report.success:
-        folder = lake.quarantine(batch["batch_id"], candles, report.to_dict())
-        lake.discard_staging(batch["batch_id"], keep_in=folder / "staged")
-        lake.write_state("backfill", {**batch, "state": "quarantined", "quarantine": str(folder)})
-        raise DataValidationError(
-            f"batch {batch['batch_id']} quarantined (report {folder / 'report.json'}; nothing entered the lake, "
-            f"the watermarks did not move): {report.summary()}"
-        )
-    committed = staged.commit()
+    try:
+        committed = gate_batch(lake, staged, batch, settings)
+    except DataValidationError:
+        lake.write_state("backfill", {**batch, "state": "quarantined"})
+        raise
     summary = {
         **batch,
         "state": "committed",
-        "validated_rows": report.rows,
+        "validated_rows": committed["validated_rows"],
         "committed_partitions": committed["partitions"],
         "validated_at": datetime.now(UTC).isoformat(),
     }
