@@ -15,6 +15,7 @@ Commit is idempotent (rows merge by key), so a commit interrupted half-way is co
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -105,11 +106,14 @@ class StagedLake(Lake):
             relative = part.relative_to(self.root)
             kind = relative.parts[1].split("=", 1)[1]
             target = self.base.root / relative
-            stored = read_parquet(target) if target.exists() else None
-            key = partition_key(kind)
-            merged = merge_rows(stored, read_parquet(part), key, keep_conflicts=False)
-            atomic_write_parquet(merged.sort(key if kind != "trades" else ["ts", "trade_id"]), target)
             counts["partitions"] += 1
+            if not target.exists():  # a new day: the staged file is the partition (same schema, sorted)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(part, target)
+                continue
+            key = partition_key(kind)
+            merged = merge_rows(read_parquet(target), read_parquet(part), key, keep_conflicts=False)
+            atomic_write_parquet(merged.sort(key if kind != "trades" else ["ts", "trade_id"]), target)
         for gaps in sorted(self.root.glob("gaps/venue=*/kind=*/gaps.parquet")):
             counts["gaps"] += self.base.record_gaps(read_parquet(gaps).select(list(GAPS_SCHEMA)))
         for markets in sorted(self.root.glob("markets/venue=*/markets.parquet")):
