@@ -1,4 +1,4 @@
-"""Pick the tradable universe (point in time) and publish it."""
+"""Pick the tradable universe (point in time); it is published when the whole chain has succeeded."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pipelines.airflow_wiring import DAG_DEFAULTS, UNIVERSE, run_stage
     dag_id="alphatide_universe",
     schedule="@daily",
     doc_md=__doc__,
-    **DAG_DEFAULTS,
+    # The daily clock follows Airflow's paused-at-creation setting: unpause it for the schedule, or
+    # trigger it (the rest of the chain follows through assets).
+    **{**DAG_DEFAULTS, "is_paused_upon_creation": None},
 )
 def alphatide_universe() -> None:
     @task(outlets=[UNIVERSE])

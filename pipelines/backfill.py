@@ -8,8 +8,9 @@
   nothing is duplicated and re-running a day rewrites it identically.
 - Gaps: after fetching, each symbol's stored bars in the window are checked against the timeframe grid;
   every hole is fetched again. Holes that remain are the venue's own: when the same bars are missing in
-  every symbol that was listed then, the hole is recorded as a venue outage, otherwise as a symbol gap
-  (`Lake.record_gaps`). Nothing is ever filled with invented bars; validation excuses recorded outages.
+  most symbols listed then (`DataConfig.outage_share`, 80%), the hole is recorded as a venue outage, its
+  ragged edge included (`outage_edge_bars`), otherwise as a symbol gap (`Lake.record_gaps`). Nothing is
+  ever filled with invented bars; validation excuses recorded outages.
 - Rate limits and backoff live in the source (`CcxtCandleSource._call`); a run that still fails raises
   `SourceUnavailableError` (retryable) with everything done so far kept.
 - A tqdm progress bar counts chunks on long runs (shown on a terminal, or on the stream you pass).
@@ -124,24 +125,42 @@ def _runs(times: list[datetime], step: timedelta) -> list[tuple[datetime, dateti
 
 
 def classify_holes(
-    holes: dict[str, list[datetime]], first_bars: dict[str, datetime], step: timedelta
+    holes: dict[str, list[datetime]],
+    first_bars: dict[str, datetime],
+    step: timedelta,
+    *,
+    share: float = 0.8,
+    edge_bars: int = 2,
 ) -> tuple[list[tuple[str, datetime, datetime, int]], list[tuple[str, datetime, datetime, int]]]:
     """Split remaining holes into venue outages and symbol gaps.
 
-    A missing bar is a venue outage when every symbol listed at that time (first bar at or before it) misses
-    it, and at least `MIN_OUTAGE_SYMBOLS` were listed. Returns (outages, gaps) as (symbol, start, end, bars).
+    A missing bar is venue-wide when at least `share` of the symbols listed at that time (first bar at or
+    before it) miss it, and at least `MIN_OUTAGE_SYMBOLS` were listed. A symbol's hole is recorded as a
+    venue outage over its venue-wide bars plus up to `edge_bars` bars either side inside the same hole:
+    the ragged edge of an outage (on 1m bars a few symbols stop a bar earlier or resume a bar later) is
+    the same outage, not a gap of those symbols. The rest of a hole is a symbol gap.
+    Returns (outages, gaps) as (symbol, start, end exclusive, bars).
     """
     missing_count: dict[datetime, int] = {}
     for times in holes.values():
         for t in times:
             missing_count[t] = missing_count.get(t, 0) + 1
+    firsts = sorted(first_bars.values())
+
+    def venue_wide(t: datetime) -> bool:
+        listed = sum(1 for first in firsts if first <= t)
+        return listed >= MIN_OUTAGE_SYMBOLS and missing_count[t] >= share * listed
+
     outages, gaps = [], []
     for symbol, times in holes.items():
         wide: list[datetime] = []
         own: list[datetime] = []
-        for t in times:
-            listed = sum(1 for first in first_bars.values() if first <= t)
-            (wide if listed >= MIN_OUTAGE_SYMBOLS and missing_count[t] == listed else own).append(t)
+        for first, _end, n in _runs(times, step):
+            run = [first + i * step for i in range(n)]
+            core = [i for i, t in enumerate(run) if venue_wide(t)]
+            near = {j for i in core for j in range(max(0, i - edge_bars), min(n, i + edge_bars + 1))}
+            for i, t in enumerate(run):
+                (wide if i in near else own).append(t)
         outages += [(symbol, *run) for run in _runs(wide, step)]
         gaps += [(symbol, *run) for run in _runs(own, step)]
     return outages, gaps
@@ -163,6 +182,7 @@ class Backfiller:
         progress: bool | None = None,
         progress_stream: TextIO | None = None,
         clock: Callable[[], datetime] | None = None,
+        on_progress: Callable[[int, int, str], None] | None = None,
     ):
         self.source = source
         self.lake = lake
@@ -171,6 +191,7 @@ class Backfiller:
         self._progress = progress
         self._stream = progress_stream
         self._clock = clock or source.as_of
+        self._on_progress = on_progress  # (chunks done, chunks planned, what): the chain runner's bar
 
     # ---- watermarks ----------------------------------------------------------------------------
     def watermarks(self) -> dict[str, str]:
@@ -239,12 +260,15 @@ class Backfiller:
             mininterval=0.5,
         ) as bar:
             for kind, symbol, a, b in plan:
-                bar.set_postfix_str(f"{kind} {symbol} {a:%Y-%m-%d %H:%M}", refresh=False)
+                detail = f"{kind} {symbol} {a:%Y-%m-%d %H:%M}"
+                bar.set_postfix_str(detail, refresh=False)
                 report.rows[kind] += self._fetch_chunk(kind, symbol, a, b)
                 if kind != "book_snapshots":
                     self._set_watermark(marks, kind, symbol, b)
                 report.chunks += 1
                 bar.update(1)
+                if self._on_progress is not None:
+                    self._on_progress(report.chunks, len(plan), detail)
         for kind in kinds:
             if kind in CANDLE_KINDS:
                 self._repair_candles(kind, symbols, start, min(end, self._closed_until(kind)), report)
@@ -300,7 +324,9 @@ class Backfiller:
             str(row["symbol"]): row["first"]
             for row in stored.group_by("symbol").agg(pl.col("ts").min().alias("first")).iter_rows(named=True)
         }
-        outages, gaps = classify_holes(remaining, first_bars, step)
+        outages, gaps = classify_holes(
+            remaining, first_bars, step, share=self.config.outage_share, edge_bars=self.config.outage_edge_bars
+        )
         detected = datetime.now(UTC)
         rows = [
             (self.venue, kind, symbol, a, b, n, scope, detected)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipelines import cli_marketdata, cli_models, cli_window
-from pipelines.config import Settings, load_settings
+from pipelines.config import Settings, check_live_start, load_settings, mask_uri
 from pipelines.errors import AlphatideError
 from pipelines.trading.market_making import cli as cli_mm
 
@@ -21,17 +21,17 @@ log = logging.getLogger("alphatide")
 
 def _chain(settings: Settings) -> None:
     from pipelines.airflow_runner import run_chain
+    from pipelines.chain_console import ChainConsole, summary_lines
+    from pipelines.lake import Lake
 
     print(
         f"alphatide: running the nightly chain through Airflow (home {settings.home}, source {settings.source})",
         flush=True,
     )
-    for result in run_chain(settings):
-        print(f"  {result['dag_id']:<24} {result['state']}", flush=True)
-    from pipelines.lake import Lake
-
+    run_chain(settings, on_event=ChainConsole())
     lake = Lake(settings.lake_dir)
-    used = (lake.read_state("universe") or {}).get("source")
+    states = {name: lake.read_state(name) for name in ("universe", "validated", "training", "online")}
+    used = (states["universe"] or {}).get("source")
     if settings.source == "auto" and used == "synthetic":
         # The fallback is decided inside the Airflow task; say it here too, where the operator looks.
         print(
@@ -39,12 +39,21 @@ def _chain(settings: Settings) -> None:
             "used SYNTHETIC candles (set ALPHATIDE_SOURCE=binance|replay|synthetic to choose)",
             flush=True,
         )
-    training = lake.read_state("training") or {}
-    if training:
-        verdict = "promoted to champion" if training.get("promoted") else "not promoted"
-        print(
-            f"  model version {training.get('version')} {verdict}: {'; '.join(training.get('reasons', []))}"
-        )
+    print("\n".join(summary_lines(settings, states)), flush=True)
+
+
+def serve_banner(settings: Settings) -> str:
+    """Where to look once the serving tier is up (every URI masked: credentials are never printed)."""
+    base = f"http://{settings.host}:{settings.port}"
+    return (
+        "\nalphatide serving tier is up:\n"
+        f"  signal   {base}/signal?symbol=BTC/USDT\n"
+        f"  health   {base}/health\n"
+        f"  API docs {base}/docs\n"
+        f"  MLflow   .venv/bin/mlflow ui --backend-store-uri {mask_uri(settings.mlflow_tracking_uri)}\n"
+        "  Airflow  make airflow (UI on http://127.0.0.1:8080)\n"
+        "Ctrl-C stops it."
+    )
 
 
 def _serve(settings: Settings) -> None:
@@ -52,30 +61,28 @@ def _serve(settings: Settings) -> None:
 
     from serving.app import create_app
 
-    base = f"http://{settings.host}:{settings.port}"
-    print(
-        "\nalphatide serving tier is up:\n"
-        f"  signal   {base}/signal?symbol=BTC/USDT\n"
-        f"  health   {base}/health\n"
-        f"  API docs {base}/docs\n"
-        f"  MLflow   .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}\n"
-        "  Airflow  make airflow (UI on http://127.0.0.1:8080)\n"
-        "Ctrl-C stops it.",
-        flush=True,
-    )
+    print(serve_banner(settings), flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 
 
 def _airflow(settings: Settings) -> int:
-    from pipelines.airflow_runner import airflow_environment
+    from pipelines.airflow_runner import airflow_environment, unpause_chain
 
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
-    airflow = Path(sys.executable).with_name("airflow")
+    env = airflow_environment(settings)
+    print(f"airflow: preparing {settings.airflow_home} (migrate, parse {settings.dags_dir}) ...", flush=True)
+    unpaused = unpause_chain(settings)
     print(
-        f"airflow standalone on {settings.dags_dir} (home {settings.airflow_home}); "
-        f"the admin password is printed below and kept in {settings.airflow_home}"
+        f"airflow: unpaused {', '.join(unpaused)} (asset-triggered: each runs when the one before it succeeds).\n"
+        "airflow: alphatide_universe keeps its pause state: trigger it to run the whole chain once, unpause it "
+        "for the daily schedule.\n"
+        f"airflow standalone: UI on http://{env['AIRFLOW__API__HOST']}:{env['AIRFLOW__API__PORT']} "
+        f"(AIRFLOW__API__HOST/PORT to change); the admin password is printed below and kept in "
+        f"{settings.airflow_home}",
+        flush=True,
     )
-    return subprocess.call([str(airflow), "standalone"], env=airflow_environment(settings))
+    airflow = Path(sys.executable).with_name("airflow")
+    return subprocess.call([str(airflow), "standalone"], env=env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,8 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "chain":
             _chain(settings)
         elif args.command == "serve":
+            check_live_start(settings)
             _serve(settings)
         elif args.command == "run":
+            check_live_start(settings)  # before the chain: a live start that must fail fails at once
             _chain(settings)
             _serve(settings)
         elif args.command == "airflow":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -87,7 +88,9 @@ def _source(settings: Settings, venue: str | None) -> CandleSource:
 
 def backfill(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from pipelines.backfill import Backfiller, load_market_metadata
+    from pipelines.batch_gate import gate_batch
     from pipelines.lake import Lake
+    from pipelines.lake_staging import StagedLake
     from pipelines.sources import CcxtCandleSource
     from pipelines.universe import universe_symbols
 
@@ -111,8 +114,19 @@ def backfill(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
         unknown = sorted(set(symbols) - set(source.exchange.markets or {}))
         if unknown:
             raise OperatorError(f"{source.venue} lists no market named {', '.join(unknown)}")
-    engine = Backfiller(source, lake, settings.data, progress=False if args.no_progress else None)
-    return engine.run(symbols, kinds, since, until).to_dict()
+    # Staged, then committed only when the candles pass the validation gate (as in the nightly chain).
+    batch_id = f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    staged = StagedLake(lake, batch_id)
+    staged.root.mkdir(parents=True, exist_ok=True)
+    engine = Backfiller(source, staged, settings.data, progress=False if args.no_progress else None)
+    report = engine.run(symbols, kinds, since, until).to_dict()
+    if f"candles_{timeframe}" in kinds:
+        manifest = {"batch_id": batch_id, "venue": source.venue, "timeframe": timeframe, "symbols": symbols,
+                    "start": since.isoformat(), "end": until.isoformat()}
+        committed = gate_batch(lake, staged, manifest, settings)  # DataValidationError: quarantined
+    else:
+        committed = staged.commit()
+    return {**report, "batch_id": batch_id, "committed_partitions": committed["partitions"]}
 
 
 def universe_rows(table: pl.DataFrame) -> list[dict[str, Any]]:

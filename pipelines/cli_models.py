@@ -54,11 +54,57 @@ def move_champion(settings: Settings, version: str, action: str, now: datetime |
     return account
 
 
+# (header, run metric) of the promotion gate's figures (SPEC 8: the last fold's test period)
+GATE_COLUMNS = (
+    ("sharpe", "promotion_sharpe"),
+    ("brier", "promotion_brier"),
+    ("ece", "promotion_ece"),
+    ("accuracy", "promotion_accuracy"),
+    ("auc", "oos_auc"),
+    ("trades", "bt_trades"),
+)
+
+
+def _figure(metrics: dict[str, float], key: str) -> str:
+    value = metrics.get(key)
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if key.endswith("trades") else f"{value:.4f}"
+
+
+def _decision(run_tags: dict[str, str], version_tags: dict[str, str]) -> str:
+    manual = [k.removeprefix("manual_") for k in version_tags if k.startswith("manual_")]
+    verdict = run_tags.get("promotion.decision", "-")
+    return verdict + (f" (then manual {', '.join(sorted(manual))})" if manual else "")
+
+
+def version_rows(settings: Settings) -> list[dict[str, str]]:
+    """One row per registered version, newest first: version, alias, gate figures, decision, reason."""
+    registry = _registry(settings)
+    rows = []
+    for ref, aliases in registry.versions():
+        run = registry.client.get_run(ref.run_id)
+        version_tags = registry.client.get_model_version(settings.model.name, ref.version).tags or {}
+        metrics = dict(run.data.metrics)
+        row = {"version": ref.version, "alias": ",".join(aliases) or "-"}
+        row |= {header: _figure(metrics, key) for header, key in GATE_COLUMNS}
+        row["decision"] = _decision(dict(run.data.tags), version_tags)
+        row["run"] = run.info.run_name or ref.run_id
+        row["reason"] = run.data.tags.get("promotion.reason", "-")
+        rows.append(row)
+    return rows
+
+
 def list_versions(settings: Settings) -> list[str]:
-    lines = []
-    for ref, aliases in _registry(settings).versions():
-        lines.append(f"{ref.version:>5}  {','.join(aliases) or '-':<20} run {ref.run_id}  h={ref.horizon_bars}")
-    return lines
+    """The `models list` table: a header line, then one line per version (the reason last, untruncated)."""
+    rows = version_rows(settings)
+    if not rows:
+        return []
+    columns = ["version", "alias", *(h for h, _ in GATE_COLUMNS), "decision", "run", "reason"]
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns[:-1]}
+    def line(values: dict[str, str]) -> str:
+        return "  ".join(values[c].ljust(widths[c]) for c in columns[:-1]) + "  " + values["reason"]
+    return [line({c: c for c in columns}), *(line(r) for r in rows)]
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -18,13 +18,19 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
+from pipelines.config_checks import check_json_variables, check_uri, mask_uri
+from pipelines.config_realtime import ServingConfig, StreamConfig
 from pipelines.errors import ConfigError
 from pipelines.trading.config import TradingConfig
+
+__all__ = ["ServingConfig", "Settings", "StreamConfig", "load_settings", "mask_uri"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "ALPHATIDE_"
@@ -92,6 +98,12 @@ class DataConfig(_Frozen):
     trades_window_s: int = Field(3600, ge=60, le=86_400, description="Backfill unit for trades (Binance: 1 h max).")
     book_depth: int = Field(20, ge=1, le=5000, description="Levels per side kept in an order-book snapshot.")
     markets_ttl_h: float = Field(24.0, gt=0, le=24 * 30, description="Market metadata cache lifetime.")
+    outage_share: float = Field(
+        0.8, gt=0.5, le=1, description="A bar missing in at least this share of listed symbols is a venue outage."
+    )
+    outage_edge_bars: int = Field(
+        2, ge=0, le=60, description="Bars either side of a venue outage that still belong to it (ragged edge)."
+    )
 
 
 class ValidationConfig(_Frozen):
@@ -205,92 +217,6 @@ class SignalConfig(_Frozen):
     )
 
 
-class StreamConfig(_Frozen):
-    """The real-time tier's market-data stream (serving.stream): where events come from and how fast.
-
-    ``source``: ``off`` (serve the nightly features only), ``ccxt`` (ccxt.pro WebSocket watchers on
-    ``Settings.venue``) or ``replay`` (a local WebSocket server replaying a recorded Binance capture, driven
-    through the same ccxt.pro client).
-    """
-
-    source: Literal["off", "ccxt", "replay"] = Field("off", description="Where live market events come from.")
-    replay_capture_dir: Path | None = Field(
-        None, description="Folder of Binance capture files (*.gz, laid out like shared/data/binance_ticks/spot)."
-    )
-    replay_speed: float = Field(
-        1.0, ge=0, le=10_000, description="Replay pace vs recorded time; 0 = as fast as the client reads."
-    )
-    symbols: tuple[str, ...] = Field((), description="Symbols to watch; empty = the stored universe.")
-    silence_timeout_s: float = Field(
-        2.0, gt=0, le=60, description="No message for this long counts as a dead connection (SPEC 14: < 3 s)."
-    )
-    backoff_initial_s: float = Field(0.1, gt=0, le=10, description="First reconnect delay; doubles per failure.")
-    backoff_max_s: float = Field(0.8, gt=0, le=60, description="Reconnect delay ceiling.")
-    hot_interval_s: float = Field(60.0, gt=0, le=3600, description="Hot-score recomputation period (SPEC 3).")
-    hot_top_n: int = Field(8, ge=1, le=200, description="Symbols the tier works (SPEC 3: top 8).")
-    push_to_store: bool = Field(True, description="Push each closed bar's features to the Feast online store.")
-    signal_interval_s: float = Field(
-        1.0, gt=0, le=3600, description="Intra-bar signals per symbol at most this often (exchange time)."
-    )
-    # Hot score (SPEC 3): weights of the rank-normalized components and their windows (minutes).
-    hot_weight_momentum: float = Field(0.40, ge=0, le=1)
-    hot_weight_volume_surge: float = Field(0.25, ge=0, le=1)
-    hot_weight_volatility: float = Field(0.15, ge=0, le=1)
-    hot_weight_inverse_spread: float = Field(0.10, ge=0, le=1)
-    hot_weight_order_flow: float = Field(0.05, ge=0, le=1)
-    hot_weight_regime_match: float = Field(0.05, ge=0, le=1)
-    hot_momentum_min: int = Field(20, ge=1, le=1440, description="momentum_20m window.")
-    hot_volatility_min: int = Field(20, ge=2, le=1440, description="volatility_20m window.")
-    hot_surge_short_min: int = Field(5, ge=1, le=1440, description="volume_surge numerator window.")
-    hot_surge_long_min: int = Field(60, ge=2, le=1440, description="volume_surge denominator window.")
-    hot_order_flow_min: int = Field(10, ge=1, le=1440, description="order_flow_10m window.")
-    hot_trending_hurst: float = Field(
-        0.58, gt=0, lt=1, description="regime_match: Hurst above this is a trending market (SPEC 10 band top)."
-    )
-
-    @field_validator("replay_capture_dir")
-    @classmethod
-    def _absolute_dir(cls, value: Path | None) -> Path | None:
-        return value.expanduser().resolve() if value is not None else None
-
-    @model_validator(mode="after")
-    def _replay_needs_capture(self) -> StreamConfig:
-        if self.source == "replay" and (self.replay_capture_dir is None or not self.replay_capture_dir.is_dir()):
-            raise ValueError(
-                "ALPHATIDE_STREAM__SOURCE=replay needs ALPHATIDE_STREAM__REPLAY_CAPTURE_DIR, an existing folder "
-                f"of Binance capture files (got {self.replay_capture_dir})"
-            )
-        if self.backoff_initial_s > self.backoff_max_s:
-            raise ValueError("stream.backoff_initial_s must not exceed stream.backoff_max_s")
-        if self.hot_surge_short_min >= self.hot_surge_long_min:
-            raise ValueError("stream.hot_surge_short_min must be below stream.hot_surge_long_min")
-        weights = (
-            self.hot_weight_momentum, self.hot_weight_volume_surge, self.hot_weight_volatility,
-            self.hot_weight_inverse_spread, self.hot_weight_order_flow, self.hot_weight_regime_match,
-        )
-        if abs(sum(weights) - 1.0) > 1e-9:
-            raise ValueError(f"the stream.hot_weight_* must sum to 1 (they sum to {sum(weights)})")
-        return self
-
-
-class ServingConfig(_Frozen):
-    """The request path: the in-process latest-features cache and the WebSocket fan-out."""
-
-    # Both checks cost milliseconds of interpreter time on a background thread (the GIL): rare enough not to
-    # show in /signal's p99, frequent enough to notice a nightly change or an outage within seconds.
-    cache_refresh_s: float = Field(
-        10.0, gt=0, le=3600, description="Cached store rows older than this are re-read in the background."
-    )
-    model_check_s: float = Field(30.0, gt=0, le=3600, description="How often the registry's champion alias is read.")
-    gil_switch_interval_s: float = Field(
-        0.001, gt=0, le=0.1, description="sys.setswitchinterval of the serving process: background threads "
-        "hand the interpreter back to the event loop at least this often (Python's default is 0.005)."
-    )
-    ws_queue_size: int = Field(256, ge=1, le=100_000, description="Messages queued per WebSocket client.")
-    ws_send_timeout_s: float = Field(2.0, gt=0, le=60, description="A send blocked longer drops the client.")
-    confidence_window: int = Field(500, ge=1, le=1_000_000, description="Signals in the rolling mean confidence.")
-
-
 class EngineConfig(_Frozen):
     """The trading runtime (serving.engine): broker, persistence, timers. Paper mode is the default.
 
@@ -329,14 +255,33 @@ class EngineConfig(_Frozen):
     correlation_min_samples: int = Field(20, ge=3, description="Common returns needed before correlating.")
     trading: TradingConfig = TradingConfig()
 
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_is_a_uri(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_uri(value.get_secret_value(), "dsn", "ALPHATIDE_ENGINE__DSN")
+        return value
+
     @model_validator(mode="after")
     def _live_needs_keys(self) -> EngineConfig:
-        if self.mode == "live" and (self.venue_api_key is None or self.venue_api_secret is None):
+        if self.mode != "live":
+            return self
+        missing = [
+            f"ALPHATIDE_ENGINE__{name.upper()}"
+            for name in ("venue_api_key", "venue_api_secret")
+            if not _secret_set(getattr(self, name))
+        ]
+        if missing:
             raise ValueError(
-                "ALPHATIDE_ENGINE__MODE=live needs ALPHATIDE_ENGINE__VENUE_API_KEY and "
-                "ALPHATIDE_ENGINE__VENUE_API_SECRET"
+                f"ALPHATIDE_ENGINE__MODE=live refuses to start without venue keys: {', '.join(missing)} "
+                "unset or empty (set them, or use ALPHATIDE_ENGINE__MODE=paper)"
             )
         return self
+
+
+def _secret_set(value: SecretStr | None) -> bool:
+    """An empty or blank secret counts as missing."""
+    return value is not None and bool(value.get_secret_value().strip())
 
 
 class Settings(BaseSettings):
@@ -380,6 +325,22 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return value.expanduser().resolve() if value is not None else None
+
+    @field_validator("mlflow_uri")
+    @classmethod
+    def _mlflow_uri_is_a_uri(cls, value: str | None) -> str | None:
+        return check_uri(value, "mlflow", "ALPHATIDE_MLFLOW_URI") if value is not None else None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_is_a_uri(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_uri(value.get_secret_value(), "redis", "ALPHATIDE_REDIS_URL")
+        return value
+
+    @field_serializer("mlflow_uri")
+    def _mask_mlflow_uri(self, value: str | None) -> str | None:
+        return mask_uri(value)  # credentials of a tracking server never reach `alphatide settings`
 
     @model_validator(mode="after")
     def _redis_needs_url(self) -> Settings:
@@ -441,6 +402,26 @@ def _unknown_variables(environ: dict[str, str]) -> list[str]:
     return sorted(unknown)
 
 
+def check_live_start(settings: Settings) -> None:
+    """What the serving tier needs before it trades live (called by `alphatide serve`/`run` at start).
+
+    The venue keys are checked with the settings themselves (`EngineConfig`); the API key here, since
+    without it `POST /kill` cannot be called: a live engine nobody can stop refuses to start.
+    """
+    if settings.engine.enabled and settings.engine.mode == "live" and not _secret_set(settings.api_key):
+        raise ConfigError(
+            "ALPHATIDE_ENGINE__MODE=live refuses to start without ALPHATIDE_API_KEY (unset or empty): "
+            "without it POST /kill cannot be called"
+        )
+
+
+def _problem(loc: tuple[int | str, ...], message: str) -> str:
+    """One readable line: the variable, then pydantic's message (which may name the variable itself)."""
+    message = message.removeprefix("Value error, ")
+    name = f"{ENV_PREFIX}{'__'.join(str(p) for p in loc).upper()}"
+    return message if not loc or message.startswith(name) else f"{name}: {message}"
+
+
 def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
     """Build and validate the settings once.
 
@@ -451,6 +432,9 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     unknown = _unknown_variables(env)
     if unknown:
         raise ConfigError(f"unknown configuration variable(s): {', '.join(unknown)}")
+    not_json = check_json_variables(env, Settings, ENV_PREFIX)
+    if not_json:
+        raise ConfigError("invalid configuration: " + "; ".join(not_json))
     saved = os.environ.copy()
     try:
         # pydantic-settings reads os.environ; swap it in so an explicit `environ` is what counts.
@@ -459,11 +443,10 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
             os.environ.update(env)
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{ENV_PREFIX}{'__'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"invalid configuration: {problems}") from exc
+        problems = "; ".join(_problem(err["loc"], str(err["msg"])) for err in exc.errors())
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    except SettingsError as exc:  # a value pydantic-settings could not even parse
+        raise ConfigError(f"invalid configuration: {exc}") from None
     finally:
         if environ is not None:
             os.environ.clear()

@@ -8,17 +8,20 @@ Layout under `<home>/lake` (all times UTC, microsecond precision, timezone-aware
     markets/venue=<venue>/markets.parquet         (instrument metadata from `load_markets`, with fetched_at)
     universe/date=<YYYY-MM-DD>/universe.parquet
     features/timeframe=<tf>/features.parquet
-    quarantine/<batch_id>/{candles.parquet,report.json}
+    quarantine/<batch_id>/{candles.parquet,report.json,staged/}
+    _staging/<batch_id>/...   (a backfilled batch before validation: `pipelines.lake_staging.StagedLake`)
+    _staging/universe/date=<YYYY-MM-DD>/universe.parquet   (selected, published when the chain succeeds)
     _state/<name>.json   (manifests handed from one stage to the next, watermarks)
 Writes go to a temporary file first and are renamed into place, so a crash never leaves half a file
 and re-writing a day replaces it whole (idempotent). `Lake.duckdb()` exposes all of it as views.
+A file that cannot be read raises `CorruptFileError` (an `OperatorError`) naming it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import uuid
+import shutil
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -27,6 +30,16 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from pipelines.domain.candles import CANDLE_COLUMNS, TS_DTYPE, empty_candles, path_to_symbol, symbol_to_path
+from pipelines.lake_io import (
+    CorruptFileError,
+    atomic_write_parquet,
+    atomic_write_text,
+    collect,
+    merge_rows,
+    partition_key,
+    read_parquet,
+    read_parquet_files,
+)
 from pipelines.marketdata.binance_capture import TRADES_SCHEMA
 
 if TYPE_CHECKING:  # duckdb (about 25 MB) is imported only by the code that queries the lake with SQL
@@ -70,24 +83,28 @@ GAPS_SCHEMA: dict[str, pl.DataType] = {
     "detected_at": TS_DTYPE,
 }
 MARKET_KINDS = ("trades", "book_snapshots")
-__all__ = ["BOOK_SNAPSHOT_SCHEMA", "GAPS_SCHEMA", "MARKETS_SCHEMA", "TRADES_SCHEMA", "Lake"]
+__all__ = ["BOOK_SNAPSHOT_SCHEMA", "GAPS_SCHEMA", "MARKETS_SCHEMA", "TRADES_SCHEMA", "CorruptFileError", "Lake"]
 
 
-def _atomic_write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    frame.write_parquet(tmp, compression="zstd", statistics=True)
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _day_files(base: Path, symbols: Iterable[str] | None, start: date | None, end: date | None) -> list[Path]:
+    """`part.parquet` files under `base` for the symbols (None: all) and the days in [start, end]."""
+    wanted = (
+        sorted(path_to_symbol(p.name.split("=", 1)[1]) for p in base.glob("symbol=*"))
+        if symbols is None
+        else list(symbols)
+    )
+    files: list[Path] = []
+    for symbol in wanted:
+        for day_dir in sorted((base / f"symbol={symbol_to_path(symbol)}").glob("date=*")):
+            day = date.fromisoformat(day_dir.name.split("=", 1)[1])
+            if (start is None or day >= start) and (end is None or day <= end):
+                files.append(day_dir / "part.parquet")
+    return files
 
 
 class Lake:
+    keep_conflicts = False  # a staged batch keeps clashing rows for validation to name (`StagedLake`)
+
     def __init__(self, root: Path):
         self.root = Path(root)
 
@@ -108,11 +125,10 @@ class Lake:
         base = self._candle_dir(venue, timeframe)
         for (symbol, day), part in frame.group_by("symbol", "_date", maintain_order=True):
             target = base / f"symbol={symbol_to_path(str(symbol))}" / f"date={day}" / "part.parquet"
-            rows = part.drop("_date")
-            if target.exists():
-                # Merge with what is stored: an incremental run may bring only the end of a day.
-                rows = pl.concat([pl.read_parquet(target), rows])
-            _atomic_write_parquet(rows.unique(subset=["ts"], keep="last").sort("ts"), target)
+            # Merge with what is stored: an incremental run may bring only the end of a day.
+            stored = read_parquet(target) if target.exists() else None
+            merged = merge_rows(stored, part.drop("_date"), ["ts"], self.keep_conflicts)
+            atomic_write_parquet(merged.sort("ts", maintain_order=True), target)
             written += 1
         return written
 
@@ -131,15 +147,7 @@ class Lake:
         end: date | None = None,
     ) -> list[Path]:
         """Partition files for the symbols and the days in [start, end] (inclusive, UTC dates)."""
-        base = self._candle_dir(venue, timeframe)
-        wanted = self.candle_symbols(venue, timeframe) if symbols is None else list(symbols)
-        files: list[Path] = []
-        for symbol in wanted:
-            for day_dir in sorted((base / f"symbol={symbol_to_path(symbol)}").glob("date=*")):
-                day = date.fromisoformat(day_dir.name.split("=", 1)[1])
-                if (start is None or day >= start) and (end is None or day <= end):
-                    files.append(day_dir / "part.parquet")
-        return files
+        return _day_files(self._candle_dir(venue, timeframe), symbols, start, end)
 
     def read_candles(
         self,
@@ -155,12 +163,12 @@ class Lake:
         )
         if not files:
             return empty_candles()
-        scan = pl.scan_parquet(files, hive_partitioning=False)
+        scan = read_parquet_files(files)
         if start is not None:
             scan = scan.filter(pl.col("ts") >= start)
         if end is not None:
             scan = scan.filter(pl.col("ts") < end)
-        return scan.collect().sort("symbol", "ts")
+        return collect(scan, files).sort("symbol", "ts", maintain_order=True)
 
     # ---- trades and book snapshots ------------------------------------------------------------
     def _kind_dir(self, venue: str, kind: str) -> Path:
@@ -175,10 +183,9 @@ class Lake:
             target = (
                 self._kind_dir(venue, kind) / f"symbol={symbol_to_path(str(symbol))}" / f"date={day}" / "part.parquet"
             )
-            rows = part.drop("_date")
-            if target.exists():
-                rows = pl.concat([pl.read_parquet(target), rows], how="vertical_relaxed")
-            _atomic_write_parquet(rows.unique(subset=key, keep="last").sort(order), target)
+            stored = read_parquet(target) if target.exists() else None
+            merged = merge_rows(stored, part.drop("_date"), key, self.keep_conflicts)
+            atomic_write_parquet(merged.sort(order, maintain_order=True), target)
             written += 1
         return written
 
@@ -191,31 +198,20 @@ class Lake:
         start: datetime | None,
         end: datetime | None,
     ) -> pl.DataFrame:
-        base = self._kind_dir(venue, kind)
-        wanted = (
-            sorted(path_to_symbol(p.name.split("=", 1)[1]) for p in base.glob("symbol=*"))
-            if symbols is None
-            else list(symbols)
-        )
-        files = []
-        for symbol in wanted:
-            for day_dir in sorted((base / f"symbol={symbol_to_path(symbol)}").glob("date=*")):
-                day = date.fromisoformat(day_dir.name.split("=", 1)[1])
-                if (start is None or day >= start.date()) and (end is None or day <= end.date()):
-                    files.append(day_dir / "part.parquet")
+        files = _day_files(self._kind_dir(venue, kind), symbols, start and start.date(), end and end.date())
         if not files:
             return pl.DataFrame(schema=schema)
-        scan = pl.scan_parquet(files, hive_partitioning=False)
+        scan = read_parquet_files(files)
         if start is not None:
             scan = scan.filter(pl.col("ts") >= start)
         if end is not None:
             scan = scan.filter(pl.col("ts") < end)
-        return scan.collect()
+        return collect(scan, files)
 
     def write_trades(self, frame: pl.DataFrame, venue: str) -> int:
         """Merge trades (`TRADES_SCHEMA`) into their (symbol, day) partitions, deduplicated by trade id."""
         frame = frame.select(pl.col(n).cast(t) for n, t in TRADES_SCHEMA.items())
-        return self._write_partitions(frame, venue, "trades", ["trade_id"], ["ts", "trade_id"])
+        return self._write_partitions(frame, venue, "trades", partition_key("trades"), ["ts", "trade_id"])
 
     def read_trades(
         self,
@@ -231,7 +227,8 @@ class Lake:
     def write_book_snapshots(self, frame: pl.DataFrame, venue: str) -> int:
         """Merge book snapshots (`BOOK_SNAPSHOT_SCHEMA`); one snapshot is identified by its time."""
         frame = frame.select(pl.col(n).cast(t) for n, t in BOOK_SNAPSHOT_SCHEMA.items())
-        return self._write_partitions(frame, venue, "book_snapshots", ["ts", "side", "level"], ["ts", "side", "level"])
+        key = partition_key("book_snapshots")
+        return self._write_partitions(frame, venue, "book_snapshots", key, key)
 
     def read_book_snapshots(
         self,
@@ -302,13 +299,13 @@ class Lake:
         frame = frame.select(pl.col(n).cast(t) for n, t in GAPS_SCHEMA.items())
         for (venue, kind), part in frame.group_by("venue", "kind"):
             path = self._gaps_path(str(venue), str(kind))
-            rows = pl.concat([pl.read_parquet(path), part]) if path.exists() else part
-            _atomic_write_parquet(rows.unique(subset=["symbol", "start"], keep="last").sort("start", "symbol"), path)
+            rows = pl.concat([read_parquet(path), part]) if path.exists() else part
+            atomic_write_parquet(rows.unique(subset=["symbol", "start"], keep="last").sort("start", "symbol"), path)
         return len(frame)
 
     def read_gaps(self, venue: str, kind: str, scope: str | None = None) -> pl.DataFrame:
         path = self._gaps_path(venue, kind)
-        gaps = pl.read_parquet(path) if path.exists() else pl.DataFrame(schema=GAPS_SCHEMA)
+        gaps = read_parquet(path) if path.exists() else pl.DataFrame(schema=GAPS_SCHEMA)
         return gaps.filter(pl.col("scope") == scope) if scope is not None else gaps
 
     def venue_outages(self, venue: str, kind: str) -> pl.DataFrame:
@@ -321,12 +318,12 @@ class Lake:
 
     def write_markets(self, frame: pl.DataFrame, venue: str) -> Path:
         path = self._markets_path(venue)
-        _atomic_write_parquet(frame.select(pl.col(n).cast(t) for n, t in MARKETS_SCHEMA.items()), path)
+        atomic_write_parquet(frame.select(pl.col(n).cast(t) for n, t in MARKETS_SCHEMA.items()), path)
         return path
 
     def read_markets(self, venue: str) -> pl.DataFrame | None:
         path = self._markets_path(venue)
-        return pl.read_parquet(path) if path.exists() else None
+        return read_parquet(path) if path.exists() else None
 
     # ---- SQL ------------------------------------------------------------------------------------
     def duckdb(self) -> duckdb.DuckDBPyConnection:
@@ -374,12 +371,12 @@ class Lake:
         folder = self.root / "universe" / f"date={as_of.isoformat()}"
         target = folder / "universe.parquet"
         if target.exists():
-            if pl.read_parquet(target).equals(frame):
+            if read_parquet(target).equals(frame):
                 return target
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             (folder / "history").mkdir(parents=True, exist_ok=True)
             os.replace(target, folder / "history" / f"replaced_{stamp}.parquet")
-        _atomic_write_parquet(frame, target)
+        atomic_write_parquet(frame, target)
         return target
 
     def universe_versions(self, as_of: date) -> list[Path]:
@@ -396,31 +393,69 @@ class Lake:
             return None
         day = as_of or dates[-1]
         path = self.root / "universe" / f"date={day.isoformat()}" / "universe.parquet"
-        return pl.read_parquet(path) if path.exists() else None
+        return read_parquet(path) if path.exists() else None
+
+    def _staged_universe_path(self, as_of: date) -> Path:
+        return self.root / "_staging" / "universe" / f"date={as_of.isoformat()}" / "universe.parquet"
+
+    def stage_universe(self, frame: pl.DataFrame, as_of: date) -> Path:
+        """Keep a selected universe aside; `publish_universe` makes it the served one (chain succeeded)."""
+        path = self._staged_universe_path(as_of)
+        atomic_write_parquet(frame, path)
+        return path
+
+    def publish_universe(self, as_of: date) -> Path | None:
+        """Store the staged universe of `as_of` (`write_universe`); None when nothing is staged for it."""
+        staged = self._staged_universe_path(as_of)
+        if not staged.exists():
+            return None
+        target = self.write_universe(read_parquet(staged), as_of)
+        staged.unlink()
+        return target
 
     def features_path(self, timeframe: str) -> Path:
         return self.root / "features" / f"timeframe={timeframe}" / "features.parquet"
 
     def write_features(self, frame: pl.DataFrame, timeframe: str) -> Path:
         target = self.features_path(timeframe)
-        _atomic_write_parquet(frame, target)
+        atomic_write_parquet(frame, target)
         return target
 
     def read_features(self, timeframe: str) -> pl.DataFrame:
-        return pl.read_parquet(self.features_path(timeframe))
+        return read_parquet(self.features_path(timeframe))
 
     def quarantine(self, batch_id: str, frame: pl.DataFrame, report: dict[str, Any]) -> Path:
         folder = self.root / "quarantine" / batch_id
-        _atomic_write_parquet(frame, folder / "candles.parquet")
-        _atomic_write_text(json.dumps(report, indent=2, default=str), folder / "report.json")
+        atomic_write_parquet(frame, folder / "candles.parquet")
+        atomic_write_text(json.dumps(report, indent=2, default=str), folder / "report.json")
         return folder
+
+    def staging_dir(self, batch_id: str) -> Path:
+        return self.root / "_staging" / batch_id
+
+    def discard_staging(self, batch_id: str, keep_in: Path | None = None) -> None:
+        """Drop a staged batch (moved under `keep_in` when given, e.g. its quarantine folder)."""
+        folder = self.staging_dir(batch_id)
+        if not folder.exists():
+            return
+        if keep_in is None:
+            shutil.rmtree(folder)
+        else:
+            keep_in.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(keep_in, ignore_errors=True)
+            os.replace(folder, keep_in)
 
     # ---- state handed between stages ------------------------------------------------------------
     def write_state(self, name: str, payload: dict[str, Any]) -> None:
-        _atomic_write_text(
+        atomic_write_text(
             json.dumps(payload, indent=2, sort_keys=True, default=str), self.root / "_state" / f"{name}.json"
         )
 
     def read_state(self, name: str) -> dict[str, Any] | None:
         path = self.root / "_state" / f"{name}.json"
-        return json.loads(path.read_text()) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())  # type: ignore[no-any-return]
+        except ValueError as exc:
+            raise CorruptFileError(f"corrupt state file {path}: {exc} (delete it and re-run the stage)") from exc

@@ -15,17 +15,20 @@ from typing import Any
 
 import polars as pl
 
+from pipelines import chain_events
 from pipelines.backfill import Backfiller, load_market_metadata
+from pipelines.batch_gate import batch_candles as _batch_candles
+from pipelines.batch_gate import gate_batch
 from pipelines.config import Settings, load_settings
 from pipelines.errors import DataValidationError, OperatorError
 from pipelines.feature_store import FeastStore
 from pipelines.features import FEATURE_COLUMNS, build_features
 from pipelines.lake import Lake
+from pipelines.lake_staging import StagedLake
 from pipelines.registry import MlflowRegistry
 from pipelines.retrain import drift_check, retrain_and_promote, with_model_overrides
 from pipelines.sources import CandleSource, CcxtCandleSource, make_source
 from pipelines.universe import daily_stats, select_universe, universe_symbols, universe_window
-from pipelines.validation import merge_reports, validate_book, validate_candles
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +82,8 @@ def run_universe(settings: Settings | None = None, now: datetime | None = None) 
     symbols = universe_symbols(universe)
     if not symbols:
         raise OperatorError(f"universe of {day} is empty: no candidate had data in the lookback window")
-    path = lake.write_universe(universe, day)
+    # Kept aside: the serving tier sees it only once the chain has succeeded (`run_materialize`).
+    path = lake.stage_universe(universe, day)
     summary = {
         "date": day.isoformat(),
         "as_of": as_of.isoformat(),
@@ -88,10 +92,20 @@ def run_universe(settings: Settings | None = None, now: datetime | None = None) 
         "symbols": symbols,
         "candidates": len(candidates),
         "path": str(path),
+        "published": False,
     }
     lake.write_state("universe", summary)
-    log.info("universe %s from %s: %s", day, source.name, ", ".join(symbols))
+    log.info("universe %s from %s (%d symbols, published when the chain succeeds): %s",
+             day, source.name, len(symbols), ", ".join(symbols))
     return summary
+
+
+def _pending_batch(lake: Lake, universe: dict[str, Any]) -> str | None:
+    """The batch an interrupted backfill of the same universe left staged (resumed, not restarted)."""
+    last = lake.read_state("backfill")
+    if last is None or last.get("universe_date") != universe["date"]:
+        return None
+    return str(last["batch_id"]) if lake.staging_dir(str(last["batch_id"])).is_dir() else None
 
 
 def run_backfill(settings: Settings | None = None) -> Summary:
@@ -105,10 +119,16 @@ def run_backfill(settings: Settings | None = None) -> Summary:
     start, end = as_of - timedelta(days=settings.data.history_days), as_of
     if isinstance(source, CcxtCandleSource):
         load_market_metadata(source, lake, ttl=timedelta(hours=settings.data.markets_ttl_h))
-    report = Backfiller(source, lake, settings.data).run(universe["symbols"], [f"candles_{timeframe}"], start, end)
+    batch_id = _pending_batch(lake, universe) or f"{universe['date']}-{uuid.uuid4().hex[:8]}"
+    staged = StagedLake(lake, batch_id)  # committed by the validation stage, only when the batch passes
+    staged.root.mkdir(parents=True, exist_ok=True)  # an empty batch (nothing new) is still a batch
+    lake.write_state("backfill", {"batch_id": batch_id, "universe_date": universe["date"], "state": "running"})
+    backfiller = Backfiller(source, staged, settings.data, on_progress=chain_events.progress_reporter("backfill"))
+    report = backfiller.run(universe["symbols"], [f"candles_{timeframe}"], start, end)
     rows = report.new_rows
     summary = {
-        "batch_id": f"{universe['date']}-{uuid.uuid4().hex[:8]}",
+        "batch_id": batch_id,
+        "staging": str(staged.root),
         "venue": source.venue,
         "source": universe["source"],
         "timeframe": timeframe,
@@ -120,45 +140,41 @@ def run_backfill(settings: Settings | None = None) -> Summary:
         "venue_outages": report.venue_outages,
         "symbol_gaps": report.symbol_gaps,
         "universe_date": universe["date"],
+        "state": "staged",
     }
     lake.write_state("backfill", summary)
     return summary
 
 
-def _batch_candles(lake: Lake, manifest: dict[str, Any]) -> pl.DataFrame:
-    return lake.read_candles(
-        manifest["venue"],
-        manifest["timeframe"],
-        manifest["symbols"],
-        datetime.fromisoformat(manifest["start"]),
-        datetime.fromisoformat(manifest["end"]),
-    )
-
-
 def run_validation(settings: Settings | None = None) -> Summary:
-    """The gate: a failing batch is quarantined with its report and the chain stops here."""
+    """The gate: the staged batch is committed to the lake only when it passes; a failing batch is
+    quarantined with its report (the rows stay out of the lake, the watermarks do not move) and the
+    chain stops here."""
     settings = settings or load_settings()
     lake = Lake(settings.lake_dir)
     batch = _require(lake, "backfill", "backfill")
-    candles = _batch_candles(lake, batch)
-    if candles.is_empty():
-        raise DataValidationError(f"batch {batch['batch_id']} is empty: nothing was backfilled")
-    report = validate_candles(
-        candles,
-        timeframe=batch["timeframe"],
-        outages=lake.venue_outages(batch["venue"], f"candles_{batch['timeframe']}"),
-        config=settings.validation,
-    )
-    book = lake.book_top(
-        batch["venue"], batch["symbols"], datetime.fromisoformat(batch["start"]), datetime.fromisoformat(batch["end"])
-    )
-    if not book.is_empty():  # spread < max where book data exists (SPEC section 4)
-        report = merge_reports(report, validate_book(book, settings.validation))
-    if not report.success:
-        folder = lake.quarantine(batch["batch_id"], candles, report.to_dict())
-        raise DataValidationError(f"batch {batch['batch_id']} quarantined in {folder}: {report.summary()}")
-    summary = {**batch, "validated_rows": report.rows, "validated_at": datetime.now(UTC).isoformat()}
+    staged = StagedLake(lake, batch["batch_id"])
+    if not staged.exists():
+        done = lake.read_state("validated")
+        if done is not None and done.get("batch_id") == batch["batch_id"]:
+            return done  # already validated and committed (a re-run of this task)
+        raise OperatorError(
+            f"batch {batch['batch_id']} is not staged any more ({batch.get('state')}): run the backfill again"
+        )
+    try:
+        committed = gate_batch(lake, staged, batch, settings)
+    except DataValidationError:
+        lake.write_state("backfill", {**batch, "state": "quarantined"})
+        raise
+    summary = {
+        **batch,
+        "state": "committed",
+        "validated_rows": committed["validated_rows"],
+        "committed_partitions": committed["partitions"],
+        "validated_at": datetime.now(UTC).isoformat(),
+    }
     lake.write_state("validated", summary)
+    lake.write_state("backfill", summary)
     return summary
 
 
@@ -250,10 +266,17 @@ def run_materialize(settings: Settings | None = None) -> Summary:
     # Only the newest row per symbol reaches the online store; a few days back covers every symbol.
     start = max(datetime.fromisoformat(built["first_event_ts"]), end - timedelta(days=3))
     store.materialize(start, end)
+    # The last stage: the chain succeeded, so the day's universe becomes the one the serving tier reads.
+    validated = lake.read_state("validated") or {}
+    day = validated.get("universe_date")
+    published = lake.publish_universe(date.fromisoformat(day)) if day else None
     summary = {
         "feature_service": settings.feature_service,
         "start": start.isoformat(),
         "end": end.isoformat(),
+        "universe_published": str(published) if published else None,
     }
     lake.write_state("online", summary)
+    if published:
+        log.info("universe of %s published: %s", day, published)
     return summary

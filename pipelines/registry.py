@@ -13,6 +13,7 @@ One retrain is one parent run with a nested run per walk-forward fold; pictures 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import sqlite3
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# MLflow 3 opens an experiment in its GenAI view unless told it holds model training.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 @dataclass(frozen=True)
@@ -114,10 +118,14 @@ class MlflowRegistry:
         existing = self.client.get_experiment_by_name(experiment)
         if existing is None:
             self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=artifact_root.as_uri() if artifact_root else None
+                experiment,
+                artifact_location=artifact_root.as_uri() if artifact_root else None,
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
             )
         else:
             self.experiment_id = existing.experiment_id
+            if existing.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+                self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
 
     # ---- read ---------------------------------------------------------------------------------
     def _ref(self, version: Any) -> ModelRef:
@@ -189,25 +197,51 @@ class MlflowRegistry:
         folds: Sequence[FoldRun] = (),
         figures: Mapping[str, Any] | None = None,
         texts: Mapping[str, str] | None = None,
+        run_name: str | None = None,
     ) -> tuple[str, ModelRef]:
         """Log one retrain as a parent run (a nested run per fold) and register its model.
 
         `figures` maps an artifact path (`plots/reliability.png`) to a matplotlib Figure; `texts` maps
-        an artifact path to text (JSON reports). Returns (parent run_id, the new version, alias
-        `challenger`).
+        an artifact path to text (JSON reports); `run_name` is what MLflow lists (`retrain 2024-07-01 5m
+        h1`). Returns (parent run_id, the new version, alias `challenger`). What MLflow prints to stderr
+        while registering (seen as red ERROR lines in an Airflow task log) is logged at INFO instead.
         """
+        with _stderr_as_info():
+            return self._log_candidate(
+                model, feature_columns=feature_columns, horizon_bars=horizon_bars, params=params,
+                metrics=metrics, tags=tags, input_example=input_example, folds=folds, figures=figures,
+                texts=texts, run_name=run_name,
+            )
+
+    def _log_candidate(
+        self,
+        model: CatBoostClassifier | CalibratedClassifier,
+        *,
+        feature_columns: tuple[str, ...],
+        horizon_bars: int,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        tags: dict[str, str],
+        input_example: Any,
+        folds: Sequence[FoldRun],
+        figures: Mapping[str, Any] | None,
+        texts: Mapping[str, str] | None,
+        run_name: str | None,
+    ) -> tuple[str, ModelRef]:
         import mlflow.catboost
         import mlflow.pyfunc
         from mlflow.models import infer_signature
 
         example = np.asarray(input_example, dtype=np.float64)
-        with self._mlflow.start_run(experiment_id=self.experiment_id) as run:
+        with self._mlflow.start_run(experiment_id=self.experiment_id, run_name=run_name) as run:
             self._mlflow.log_params(_flat_params(params))
             self._mlflow.log_metrics(metrics)
             self._mlflow.set_tags(tags)
             for fold in folds:
                 with self._mlflow.start_run(
-                    experiment_id=self.experiment_id, run_name=fold.name, nested=True
+                    experiment_id=self.experiment_id,
+                    run_name=f"{run_name} {fold.name}" if run_name else fold.name,
+                    nested=True,
                 ):
                     self._mlflow.log_params(_flat_params(dict(fold.params)))
                     self._mlflow.log_metrics(dict(fold.metrics))
@@ -264,6 +298,18 @@ class MlflowRegistry:
     def record_tradeable(self, version: str, tradeable: bool) -> None:
         """Tag `tradeable`: whether the version passed the full gate (signals only when false)."""
         self.client.set_model_version_tag(self.model_name, version, "tradeable", str(tradeable).lower())
+
+
+@contextlib.contextmanager
+def _stderr_as_info() -> Any:
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buffer):
+            yield
+    finally:
+        for line in buffer.getvalue().splitlines():
+            if line.strip():
+                log.info("mlflow: %s", line.strip())
 
 
 def _model_ref(name: str, version: object, run_id: object, tags: Mapping[str, str]) -> ModelRef:

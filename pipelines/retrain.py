@@ -284,9 +284,7 @@ def retrain_and_promote(
         texts["report/optuna_trials.csv"] = result.tuning["table"].write_csv()
     if drift is not None:
         texts["report/drift.json"] = json.dumps(drift, indent=2)
-    params = model_cfg.model_dump() | {
-        f"tuned_{k}": v for k, v in result.params.items()
-    } | {"timeframe": timeframe, "optuna_trials_run": result.tuning.get("trials", 0)}
+    params = _run_params(model_cfg, result, timeframe)
     try:
         run_id, ref = registry.log_candidate(
             served.model,
@@ -299,6 +297,7 @@ def retrain_and_promote(
             folds=folds,
             figures=figures,
             texts=texts,
+            run_name=run_name(lineage.get("universe_date", ""), timeframe, model_cfg.horizon_bars),
         )
     finally:
         from pipelines import plots
@@ -308,15 +307,19 @@ def retrain_and_promote(
         registry.set_alias(ref.version, CHAMPION)
     registry.record_decision(run_id, ref.version, decision.promote, decision.summary)
     registry.record_tradeable(ref.version, decision.tradeable)
-    log.info("model version %s: %s", ref.version, decision.summary)
+    record = decision_record(ref.version, decision, result.score, champion_ref, champion_score)
+    log_decision(record)
     current = registry.champion()
     return {
         "run_id": run_id,
+        "experiment_id": registry.experiment_id,
         "version": ref.version,
         "promoted": decision.promote,
         "tradeable": decision.tradeable,
         "served_tower": served.tower,
         "reasons": list(decision.reasons),
+        "decision": record,
+        "champion_before": champion_ref.version if champion_ref else None,
         "champion": current.version if current else None,
         "folds": len(result.folds),
         "notes": list(result.notes),
@@ -343,6 +346,57 @@ def retrain_and_promote(
         **{k: float(v) for k, v in result.extra.items() if k.startswith(("fused_", "sequence_"))},
         **champion_metrics,
     }
+
+
+def run_name(universe_date: str, timeframe: str, horizon_bars: int) -> str:
+    """What the run is, as MLflow lists it: `retrain 2024-07-01 5m h1`."""
+    return f"retrain {universe_date or 'adhoc'} {timeframe} h{horizon_bars}"
+
+
+def _run_params(model_cfg: ModelConfig, result: RetrainResult, timeframe: str) -> dict[str, Any]:
+    """The configuration, with the CatBoost parameters the model was fit with (Optuna's when tuned) under
+    their own names; the configured defaults stay visible as `default_<name>`."""
+    trials = int(result.tuning.get("trials", 0))
+    defaults = {f"default_{k}": getattr(model_cfg, k) for k in result.params if hasattr(model_cfg, k)}
+    return model_cfg.model_dump() | defaults | dict(result.params) | {
+        "timeframe": timeframe,
+        "optuna_trials_run": trials,
+        "params_source": f"optuna ({trials} trials)" if trials else "configured defaults",
+    }
+
+
+def decision_record(
+    version: str,
+    decision: PromotionDecision,
+    challenger: ModelScore,
+    champion_ref: ModelRef | None,
+    champion: ModelScore | None,
+) -> dict[str, Any]:
+    """The promotion decision as data: verdict, every reason, and the figures compared (the task log,
+    the `alphatide.model` asset event, the chain's summary)."""
+    return {
+        "version": version,
+        "promoted": decision.promote,
+        "tradeable": decision.tradeable,
+        "reasons": list(decision.reasons),
+        "challenger": asdict(challenger),
+        "champion_version": champion_ref.version if champion_ref else None,
+        "champion": asdict(champion) if champion is not None else None,
+    }
+
+
+def log_decision(record: dict[str, Any]) -> None:
+    verdict = "PROMOTED to champion" if record["promoted"] else "NOT promoted (champion kept)"
+    log.info("promotion decision: model version %s %s", record["version"], verdict)
+    for reason in record["reasons"]:
+        log.info("  reason: %s", reason)
+    compared = ", ".join(f"{k} {v:.4f}" for k, v in record["challenger"].items() if isinstance(v, int | float))
+    log.info("  challenger v%s: %s", record["version"], compared)
+    if record["champion"] is not None:
+        compared = ", ".join(f"{k} {v:.4f}" for k, v in record["champion"].items() if isinstance(v, int | float))
+        log.info("  champion v%s: %s", record["champion_version"], compared)
+    else:
+        log.info("  champion: none in service")
 
 
 def drift_check(features: pl.DataFrame, feature_columns: tuple[str, ...], settings: Settings) -> DriftReport:

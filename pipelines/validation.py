@@ -51,10 +51,15 @@ class ValidationReport:
         return not self.failures
 
     def summary(self) -> str:
+        """One line per failed rule: symbol, rule, column, how many rows, and the first rows themselves."""
         if self.success:
             return f"{self.rows} rows of {self.symbols} symbols passed {self.suite}"
-        parts = [f"{f.symbol}: {f.rule} ({f.column}) failed on {f.count} row(s)" for f in self.failures]
-        return f"{len(self.failures)} rule failure(s): " + "; ".join(parts)
+        parts = [
+            f"{f.symbol}: {f.rule} ({f.column}) failed on {f.count} row(s)"
+            + (f", e.g. {'; '.join(_row_text(r) for r in f.rows[:2])}" if f.rows else "")
+            for f in self.failures
+        ]
+        return f"{len(self.failures)} rule failure(s): " + " | ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +69,14 @@ class ValidationReport:
             "symbols": self.symbols,
             "failures": [f.__dict__ for f in self.failures],
         }
+
+
+SHOWN_COLUMNS = ("open", "high", "low", "close", "volume", "bar_spacing_s", "bid", "ask", "spread")
+
+
+def _row_text(row: dict[str, Any]) -> str:
+    values = ", ".join(f"{k}={row[k]:.8g}" for k in SHOWN_COLUMNS if isinstance(row.get(k), int | float))
+    return f"ts={row.get('ts')} ({values})"
 
 
 def _suite(step_s: float | None, max_spread_pct: float | None = None) -> Any:

@@ -144,7 +144,9 @@ class CcxtCandleSource:
             return empty_candles()
         frame = pl.DataFrame(
             rows, schema=["symbol", "ts", "open", "high", "low", "close", "volume"], orient="row"
-        ).unique(subset=["symbol", "ts"], keep="last")
+        # Exact copies (a page boundary the venue repeats) go; the same bar sent twice with different values
+        # stays, so validation fails on it and names both rows instead of one being kept silently.
+        ).unique(maintain_order=True)
         return normalize_candles(frame)
 
     # ---- trades --------------------------------------------------------------------------------

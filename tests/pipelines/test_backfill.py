@@ -267,3 +267,79 @@ def test_the_issue_scenario_429s_a_dropped_connection_and_a_hole(recorded: pl.Da
     assert report.refetched_bars == 12 and report.symbol_gaps == [] and report.venue_outages == []
     got = lake.read_trades("binance", ["BTC/USDT"])
     assert got["trade_id"].to_list() == [str(i) for i in trades["trade_id"]]
+
+
+def _minute_bars(symbols: list[str], start: datetime, end: datetime) -> pl.DataFrame:
+    """Seeded 1m bars (a random walk per symbol, volume on every bar)."""
+    from pipelines.domain.candles import normalize_candles
+
+    rng = np.random.default_rng(11)
+    n = int((end - start) / timedelta(minutes=1))
+    frames = []
+    for i, symbol in enumerate(symbols):
+        close = (10.0 + i) * np.exp(np.cumsum(rng.normal(0, 0.0008, n)))
+        open_ = np.concatenate([[close[0]], close[:-1]])
+        frames.append(
+            pl.DataFrame(
+                {
+                    "symbol": [symbol] * n,
+                    "ts": pl.datetime_range(start, end - timedelta(minutes=1), "1m", time_zone="UTC", eager=True),
+                    "open": open_,
+                    "high": np.maximum(open_, close) * 1.0005,
+                    "low": np.minimum(open_, close) * 0.9995,
+                    "close": close,
+                    "volume": rng.uniform(5, 50, n),
+                }
+            )
+        )
+    return normalize_candles(pl.concat(frames))
+
+
+def test_a_1m_venue_outage_with_a_ragged_edge_is_one_outage_and_the_day_validates(tmp_path: Path) -> None:
+    # Ten listed symbols; the venue stops 10:00-10:20 for most of them, but two still have the 10:00 bar and
+    # one resumes a bar late (10:21): the ragged edge of one outage, as Binance's 1m data shows it.
+    symbols = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT", "DOGE/USDT",
+               "ADA/USDT", "AVAX/USDT", "LINK/USDT", "DOT/USDT", "LTC/USDT"]
+    start, as_of = AS_OF - timedelta(days=1), AS_OF
+    bars = _minute_bars(symbols, start, as_of)
+    down, up = start + timedelta(hours=10), start + timedelta(hours=10, minutes=20)
+    early = {"SOL/USDT", "XRP/USDT"}  # one extra bar at the start of the outage
+    late = {"DOT/USDT"}  # one bar more missing at its end
+    ts, sym = pl.col("ts"), pl.col("symbol")
+    missing = (
+        (ts >= down) & (ts < up) & ~(sym.is_in(list(early)) & (ts == down))
+    ) | (sym.is_in(list(late)) & (ts == up))
+    venue_has = bars.filter(~missing)
+    lake = Lake(tmp_path)
+
+    with FakeBinance(venue_has, interval_ms=60_000) as fake:
+        report = Backfiller(_source(fake, []), lake, _config(), progress=False).run(
+            symbols, ["candles_1m"], start, as_of
+        )
+
+    assert report.symbol_gaps == []
+    recorded = {o["symbol"]: (o["start"], o["end"], o["bars"]) for o in report.venue_outages}
+    assert len(report.venue_outages) == len(symbols)  # one outage per symbol, edge included
+    assert recorded["BTC/USDT"] == (down.isoformat(), up.isoformat(), 20)
+    assert recorded["SOL/USDT"] == ((down + timedelta(minutes=1)).isoformat(), up.isoformat(), 19)
+    assert recorded["DOT/USDT"] == (down.isoformat(), (up + timedelta(minutes=1)).isoformat(), 21)
+    outages = lake.venue_outages("binance", "candles_1m")
+    assert len(outages) == len(symbols) and lake.read_gaps("binance", "candles_1m", "symbol_gap").is_empty()
+    stored = lake.read_candles("binance", "1m")
+    assert len(stored) == len(venue_has)  # nothing invented
+    assert validate_candles(stored, timeframe="1m", outages=outages).success
+
+
+def test_a_hole_shared_by_too_few_symbols_stays_a_symbol_gap() -> None:
+    from pipelines.backfill import classify_holes
+
+    step = timedelta(minutes=1)
+    t0 = AS_OF - timedelta(hours=1)
+    first = {f"S{i}/USDT": AS_OF - timedelta(days=1) for i in range(10)}
+    holes = {f"S{i}/USDT": [t0 + k * step for k in range(5)] for i in range(7)}  # 70% < 80%
+
+    outages, gaps = classify_holes(holes, first, step, share=0.8)
+
+    assert outages == [] and len(gaps) == 7
+    outages, gaps = classify_holes(holes, first, step, share=0.7)
+    assert len(outages) == 7 and gaps == []

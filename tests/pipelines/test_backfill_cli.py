@@ -70,3 +70,33 @@ def test_a_date_the_source_has_no_data_for_stores_nothing(home: Path, capsys: py
     assert main(["universe", "--date", "2020-01-01"]) == 2
     assert "nothing stored" in capsys.readouterr().err
     assert Lake(home / "lake").universe_dates() == []
+
+
+def test_backfill_command_keeps_a_failing_batch_out_of_the_lake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import polars as pl
+
+    from pipelines.sources.synthetic import SyntheticSource
+
+    until = datetime(2026, 3, 3, tzinfo=UTC)
+    source = SyntheticSource(as_of=until, days=2, n_symbols=2)
+    bars = source.fetch_candles(source.list_symbols("USDT"), "5m", until - timedelta(days=2), until)
+    bad = bars.with_columns(  # one bar of BTC/USDT with high below low
+        pl.when((pl.col("symbol") == "BTC/USDT") & (pl.int_range(pl.len()) == 40))
+        .then(pl.col("low") * 0.9).otherwise(pl.col("high")).alias("high")
+    )
+    (tmp_path / "replay").mkdir()
+    bad.rename({"ts": "open_time"}).write_parquet(tmp_path / "replay" / "rec_5m_x.parquet")
+    monkeypatch.setenv("ALPHATIDE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ALPHATIDE_SOURCE", "replay")
+    monkeypatch.setenv("ALPHATIDE_REPLAY_DIR", str(tmp_path / "replay"))
+    argv = ["backfill", "--symbols", "BTC/USDT,ETH/USDT", "--kinds", "candles", "--timeframe", "5m",
+            "--since", "2026-03-01", "--until", "2026-03-03", "--no-progress"]
+
+    assert main(argv) == 2
+
+    err = capsys.readouterr().err
+    assert "quarantined" in err and "BTC/USDT: expect_column_pair_values_a_to_be_greater_than_b (high >= low)" in err
+    lake = Lake(tmp_path / "home" / "lake")
+    assert lake.read_candles("binance", "5m").is_empty() and lake.read_state("watermarks") is None
