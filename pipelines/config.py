@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipelines.errors import ConfigError
+from pipelines.realtime_config import RealtimeConfig
 from pipelines.trading.config import TradingConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -372,6 +373,7 @@ class Settings(BaseSettings):
     engine: EngineConfig = EngineConfig()
     stream: StreamConfig = StreamConfig()
     serving: ServingConfig = ServingConfig()
+    realtime: RealtimeConfig = RealtimeConfig()  # serving tier: warm-up, norms, freshness, WS lag
     api_key: SecretStr | None = Field(
         None, description="Key for POST /kill and /resume (X-API-Key); unset = those endpoints refuse (503)."
     )

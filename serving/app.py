@@ -38,14 +38,16 @@ from pipelines.feature_store import FeatureReader
 from pipelines.lake import Lake
 from pipelines.online_store import open_online_store
 from pipelines.registry import ChampionSource, serving_registry
+from serving import request_errors
 from serving.api_trading import trading_router
-from serving.engine import trading_lifespan
+from serving.auth import ApiKeyGuard
 from serving.feature_cache import LatestFeatures, StoreUnavailableError
 from serving.messages import MESSAGE_TYPES, HelloMessage, Signal, Unavailable, WsMessage
 from serving.metrics import INFERENCE_LATENCY, SIGNALS, RollingConfidence, exposition
 from serving.scorer import ChampionScorer
 from serving.signals import decide_action, threshold_reason
 from serving.stream.hot import HotRanking
+from serving.stream.runner import serving_stream
 from serving.ws_hub import SignalHub
 
 SYMBOL_PATTERN = r"^[A-Z0-9]{1,20}/[A-Z0-9]{2,10}$"
@@ -111,55 +113,21 @@ def create_app(
     scorer = ChampionScorer(registry, check_every_s=settings.serving.model_check_s)
     universe = UniverseCache(Lake(settings.lake_dir))
     latest = cache or LatestFeatures(feature_reader, refresh_s=settings.serving.cache_refresh_s)
-    hub = SignalHub(settings.serving.ws_queue_size, settings.serving.ws_send_timeout_s)
+    hub = SignalHub(settings.serving.ws_queue_size, settings.serving.ws_send_timeout_s, settings.realtime.ws_max_lag_s)
     confidence = RollingConfidence(settings.serving.confidence_window)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.stream = None
         sys.setswitchinterval(settings.serving.gil_switch_interval_s)
         await run_in_threadpool(scorer.start)
-        replay = None
-        engine_settings = settings
-        if settings.stream.source == "replay":
-            from serving.stream.replay import ReplayServer
-
-            assert settings.stream.replay_capture_dir is not None  # validated by StreamConfig
-            replay = await ReplayServer(settings.stream.replay_capture_dir, speed=settings.stream.replay_speed).start()
-            if settings.engine.mode == "paper" and settings.engine.api_url is None:
-                # The paper broker reads instrument metadata from the venue being replayed.
-                engine_settings = settings.model_copy(
-                    update={"engine": settings.engine.model_copy(update={"api_url": f"http://127.0.0.1:{replay.port}"})}
-                )
         try:
-            async with trading_lifespan(app, engine_settings):  # the trading engine: start, then shutdown
-                stream = None
-                if settings.stream.source != "off":
-                    from serving.stream.pipeline import StreamPipeline
-                    from serving.stream.service import StreamService
-
-                    pipeline = StreamPipeline(
-                        settings,
-                        scorer=scorer,
-                        cache=latest,
-                        hub=hub,
-                        pusher=owned_store,
-                        engine=getattr(app.state, "trading_engine", None),
-                        confidence=confidence,
-                    )
-                    symbols, _ = await run_in_threadpool(universe.get)
-                    stream = StreamService(settings, pipeline, hub, sorted(symbols), replay=replay)
-                    await stream.start()
-                app.state.stream = stream
-                try:
-                    yield
-                finally:
-                    app.state.stream = None
-                    if stream is not None:
-                        await stream.stop()
+            # The trading engine, and the stream on its own thread and event loop (serving.stream.runner).
+            async with serving_stream(
+                app, settings, universe_symbols=lambda: sorted(universe.get()[0]),
+                scorer=scorer, cache=latest, hub=hub, pusher=owned_store, confidence=confidence,
+            ):
+                yield
         finally:
-            if replay is not None:
-                await replay.stop()
             scorer.stop()
             latest.close()
             if owned_store is not None:
@@ -257,6 +225,8 @@ def create_app(
         connected = dict(stream.feed.connected) if stream is not None and stream.feed is not None else {}
         if stream is not None and not all(connected.values()):
             problems.append("market data disconnected: " + ", ".join(k for k, v in connected.items() if not v))
+        if stream is not None and (stale := stream.pipeline.freshness.problem()) is not None:
+            problems.append(stale)  # only trades and book updates count, not subscription acks
         return Health(
             status="ok" if not problems else "degraded",
             champion_version=champion.ref.version if champion else None,
@@ -294,4 +264,6 @@ def create_app(
     app.state.cache = latest
     app.state.scorer = scorer
     app.include_router(trading_router(settings.api_key))  # /positions, /orders, /kill, /resume
+    app.add_middleware(ApiKeyGuard, api_key=settings.api_key)  # authenticate before any body is parsed
+    request_errors.install(app)  # a 422 for any invalid input (NaN included), never a 500
     return app

@@ -33,6 +33,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,27 @@ def _lines(paths: list[Path]) -> Iterator[bytes]:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as handle:
             yield from handle
+
+
+def capture_start(capture_dir: Path) -> datetime:
+    """Exchange time of the first message the replay sends (the earliest over symbols, after each one's
+    REST snapshot line): where a replay's event-time clock and the stream's warm-up start."""
+    first_ms: list[int] = []
+    for paths in capture_files_by_symbol(capture_dir).values():
+        started = False
+        for line in _lines(paths):
+            payload = line.rstrip(b"\n").partition(b" ")[2]
+            if payload.startswith(_SNAPSHOT_PREFIX):
+                started = True
+            elif started and payload.startswith(_STREAM_PREFIX):
+                data = orjson.loads(payload)["data"]
+                stamp = data.get("E") or data.get("T")
+                if stamp:
+                    first_ms.append(int(stamp))
+                    break
+    if not first_ms:
+        raise FileNotFoundError(f"no timestamped stream message in the capture {capture_dir}")
+    return datetime.fromtimestamp(min(first_ms) / 1000, UTC)
 
 
 @dataclass
