@@ -2,8 +2,8 @@
 
 Kept apart from `pipelines.config` (one field there, `realtime`, points here) so the stream's knobs
 live beside each other: warming the incremental features before the first score, the trailing
-statistics behind the `SignalEvent` norms, market-data freshness for `/health`, the WebSocket lag
-limit, and where the stream runs.
+statistics behind the `SignalEvent` norms, market-data freshness for `/health`, and the WebSocket lag
+limit.
 """
 
 from __future__ import annotations
@@ -46,7 +46,4 @@ class RealtimeConfig(BaseModel):
     )
     ws_max_lag_s: float = Field(
         5.0, gt=0, le=3600, description="A /ws/signals client whose oldest unsent message is older is dropped (1008)."
-    )
-    stream_thread: bool = Field(
-        True, description="Run the stream on its own thread and event loop (the API loop does no stream work)."
     )

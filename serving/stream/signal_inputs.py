@@ -44,6 +44,7 @@ class _SymbolStats:
     bar_partial: bool = False  # the stream's first bar began before its first trade: volume incomplete
     last_price: float = 0.0
     last_close: float | None = None
+    last_bar_us: int | None = None  # open time of the last closed bar
     window: deque[tuple[int, float]] = field(default_factory=deque)  # (ts_us, quote) of recent trades
     window_quote: float = 0.0
     first_trade_us: int | None = None
@@ -80,12 +81,15 @@ class TrailingStats:
         return st
 
     # ---- inputs ------------------------------------------------------------------------------------
-    def on_bar(self, symbol: str, close: float, quote_volume: float | None) -> None:
-        """A closed bar (warm-up candles, and the bars the stream's trades close); volume None = unknown."""
+    def on_bar(self, symbol: str, ts_us: int, close: float, quote_volume: float | None) -> None:
+        """A closed bar opening at `ts_us` (warm-up candles, and the bars the stream's trades close);
+        volume None = unknown. A return is counted only between adjacent bars: a hole in the history
+        (a warm-up lake days older than the stream) is not one bar's move."""
         st = self._state(symbol)
-        if st.last_close is not None and st.last_close > 0 and close > 0:
+        adjacent = st.last_bar_us is not None and ts_us - st.last_bar_us == self.bar_us
+        if adjacent and st.last_close is not None and st.last_close > 0 and close > 0:
             st.returns.append(close / st.last_close - 1.0)
-        st.last_close = close
+        st.last_close, st.last_bar_us = close, ts_us
         if quote_volume is not None and math.isfinite(quote_volume) and quote_volume >= 0:
             st.bar_volumes.append(quote_volume)
 
@@ -96,7 +100,7 @@ class TrailingStats:
             st.bar_start, st.bar_partial = start, ts_us > start
         elif start > st.bar_start:
             # Its return counts; the volume of the stream's first (partial) bar does not.
-            self.on_bar(symbol, st.last_price, None if st.bar_partial else st.bar_quote)
+            self.on_bar(symbol, st.bar_start, st.last_price, None if st.bar_partial else st.bar_quote)
             st.bar_start, st.bar_quote, st.bar_partial = start, 0.0, False
         quote = price * qty
         st.bar_quote += quote

@@ -145,9 +145,10 @@ def warm_up(
         if gap_s > 0:
             report.problems.append(f"{symbol}: warm bars end {gap_s:.0f} s before the stream starts")
         for ts, o, h, lo, c, v in frame.select("ts", "open", "high", "low", "close", "volume").iter_rows():
-            features.seed_bar(symbol, (ts - _EPOCH) // _US, o, h, lo, c, v)
+            ts_us = (ts - _EPOCH) // _US
+            features.seed_bar(symbol, ts_us, o, h, lo, c, v)
             if stats is not None:
-                stats.on_bar(symbol, c, c * v)  # quote volume of a candle: close x base volume
+                stats.on_bar(symbol, ts_us, c, c * v)  # quote volume of a candle: close x base volume
         report.last_bar_end[symbol] = last_end
     for problem in report.problems:
         log.warning("stream warm-up: %s", problem)
