@@ -17,7 +17,7 @@ For every market event (called inline by the feed, on the stream's own event loo
 4. Trades and best quotes feed the hot-score board, the trailing statistics behind the signal's rule
    inputs (`serving.stream.signal_inputs`: volume and its norm, spread norm, volatility, expected return,
    Kyle's lambda threshold) and, as `TradeEvent`/`BookEvent`, the trading engine (`engine.submit` only
-   queues; it never blocks). Every trade and book update marks `freshness` (what `/health` reads).
+   queues; it never blocks). Every trade and book diff marks `freshness` (what `/health` reads).
 
 Before the first event, `warm` feeds each symbol's recent closed bars (`serving.stream.warm`) so the
 first scores see real bar features, not nulls.
@@ -42,7 +42,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from pipelines.config import Settings
-from pipelines.domain.marketdata import Trade
+from pipelines.domain.marketdata import BookDiff, Trade
 from pipelines.features.incremental import FeatureEngine, FeatureRow
 from pipelines.online_store import OnlineFeatures
 from pipelines.trading.instruments import Side
@@ -132,7 +132,7 @@ class StreamPipeline:
                 self.stats.on_trade(symbol, event.ts_us, event.price, event.qty)
                 if self.engine is not None:
                     self.engine.submit(_trade_event(event, is_buy))
-            else:
+            elif isinstance(event, BookDiff):  # a REST snapshot (fetched at every resubscribe) is not live data
                 self.freshness.mark("book")
             if rows:
                 self._bars_closed(rows, received)

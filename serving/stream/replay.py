@@ -71,25 +71,28 @@ def _lines(paths: list[Path]) -> Iterator[bytes]:
             yield from handle
 
 
+def _first_time_ms(paths: list[Path]) -> int | None:
+    """Exchange time of the first message after the REST snapshot line (else the snapshot's local time)."""
+    fallback = None
+    for line in _lines(paths):
+        stamp, _, payload = line.rstrip(b"\n").partition(b" ")
+        if payload.startswith(_SNAPSHOT_PREFIX):
+            fallback = int(stamp) // 1_000_000 if stamp.isdigit() else None
+        elif fallback is not None and payload.startswith(_STREAM_PREFIX):
+            data = orjson.loads(payload)["data"]
+            exchange_ms = data.get("E") or data.get("T")
+            if exchange_ms:
+                return int(exchange_ms)
+    return fallback
+
+
 def capture_start(capture_dir: Path) -> datetime:
-    """Exchange time of the first message the replay sends (the earliest over symbols, after each one's
-    REST snapshot line): where a replay's event-time clock and the stream's warm-up start."""
-    first_ms: list[int] = []
-    for paths in capture_files_by_symbol(capture_dir).values():
-        started = False
-        for line in _lines(paths):
-            payload = line.rstrip(b"\n").partition(b" ")[2]
-            if payload.startswith(_SNAPSHOT_PREFIX):
-                started = True
-            elif started and payload.startswith(_STREAM_PREFIX):
-                data = orjson.loads(payload)["data"]
-                stamp = data.get("E") or data.get("T")
-                if stamp:
-                    first_ms.append(int(stamp))
-                    break
-    if not first_ms:
-        raise FileNotFoundError(f"no timestamped stream message in the capture {capture_dir}")
-    return datetime.fromtimestamp(min(first_ms) / 1000, UTC)
+    """When the replay starts, in exchange time (the earliest over symbols): where a replay's event-time
+    clock and the stream's warm-up start."""
+    times = [t for paths in capture_files_by_symbol(capture_dir).values() if (t := _first_time_ms(paths))]
+    if not times:
+        raise FileNotFoundError(f"no snapshot line in the capture {capture_dir}")
+    return datetime.fromtimestamp(min(times) / 1000, UTC)
 
 
 @dataclass
