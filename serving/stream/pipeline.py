@@ -149,9 +149,6 @@ class StreamPipeline:
 
     def on_quote(self, symbol: str, bid: float, bid_qty: float, ask: float, ask_qty: float, ts_us: int) -> None:
         self.hot.on_quote(symbol, bid, ask)
-        mid = (bid + ask) / 2.0
-        if mid > 0 and ask >= bid:
-            self.stats.on_spread(symbol, ts_us, (ask - bid) / mid)
         if self.engine is not None:
             from serving.engine.events import BookEvent
 
@@ -232,11 +229,14 @@ class StreamPipeline:
         """The engine's `SignalEvent`: every field its rules read, from the features and trailing stats."""
         from serving.engine.events import SignalEvent
 
-        inputs = self.stats.inputs(symbol, at_us, p_up)
+        inputs = self.stats.inputs(symbol, at_us, p_up)  # the norms from before this signal, then update
+        spread = values.get("spread_pct")
+        if spread is not None:
+            self.stats.on_spread(symbol, at_us, spread)
         return SignalEvent(
             symbol=symbol, p_up=p_up, ts=_utc(at_us), vpin=values.get("vpin"),
             kyle_lambda=values.get("kyle_lambda"), kyle_lambda_threshold=inputs.kyle_lambda_threshold,
-            hurst=values.get("hurst"), spread=values.get("spread_pct"), spread_norm=inputs.spread_norm,
+            hurst=values.get("hurst"), spread=spread, spread_norm=inputs.spread_norm,
             volume=inputs.volume, volume_norm=inputs.volume_norm, volatility=inputs.volatility,
             expected_return=inputs.expected_return,
         )

@@ -1,13 +1,13 @@
 """The trailing statistics behind the `SignalEvent` fields the trading rules read (SPEC 9-10).
 
-Per symbol, from the stream's own trades and best quotes (and the warm-up bars), using only data up
+Per symbol, from the stream's own trades and signals (and the warm-up bars), using only data up
 to the moment of the signal:
 
 - ``volume``: quote volume traded over the last bar length (one timeframe) of exchange time; None until
   the stream has seen a whole bar length of trades (a partial window would understate it).
 - ``volume_norm``: mean quote volume of the last `norm_bars` closed bars (warm-up candles count).
-- ``spread_norm``: exponentially weighted mean of the observed spread, half-life
-  `spread_norm_halflife_s` of exchange time, reported once `spread_norm_min_s` of quotes were seen.
+- ``spread_norm``: exponentially weighted mean of the spread (``spread_pct``) of the earlier signals,
+  half-life `spread_norm_halflife_s` of exchange time, reported once `spread_norm_min_s` were seen.
 - ``volatility``: standard deviation (ddof 1) of the last `norm_bars` one-bar returns (at least 5),
   as the backtest computes it (`pipelines.backtest`: rolling std of bar returns).
 - ``expected_return``: the model's expected remaining return of a long, as the backtest's EV trail:
