@@ -2,9 +2,10 @@
 
 The stream marks every trade and book diff it hands to the features (`mark`; a REST snapshot, fetched
 again at every resubscribe, is not live data); a subscription ack, a ping or any other control frame
-never reaches it, so a connection that only acknowledged its subscriptions is not "receiving data". `problem()` names what is stale: nothing
-arrived within `max_age_s` of the stream's start, or the newest update of either kind is older than
-`max_age_s`. Times are this process's monotonic clock (injectable); thread-safe for one writer.
+never reaches it, so a connection that only acknowledged its subscriptions is not "receiving data".
+`problem()` names what is stale: nothing arrived within `max_age_s` of the stream's start, or the
+newest update of either kind is older than `max_age_s`. Times are this process's monotonic clock
+(injectable); thread-safe for one writer.
 """
 
 from __future__ import annotations

@@ -146,9 +146,9 @@ class TrailingStats:
             volume = max(0.0, st.window_quote)
         volume_norm = float(np.mean(st.bar_volumes)) if st.bar_volumes else None
         spread_norm = None
-        if st.spread_mean is not None and st.first_spread_us is not None and st.spread_us is not None:
-            if (st.spread_us - st.first_spread_us) / 1e6 >= cfg.spread_norm_min_s:
-                spread_norm = st.spread_mean
+        observed_s = (st.spread_us - st.first_spread_us) / 1e6 if st.spread_us and st.first_spread_us else 0.0
+        if st.spread_mean is not None and observed_s >= cfg.spread_norm_min_s:
+            spread_norm = st.spread_mean
         returns = list(st.returns)
         recent = returns[-cfg.norm_bars :]
         volatility = float(np.std(recent, ddof=1)) if len(recent) >= MIN_VOLATILITY_RETURNS else None

@@ -28,7 +28,8 @@ def _home(serving_home: Settings, tmp_path: Path, shared_data: Path) -> Settings
     home = tmp_path / "home"
     shutil.copytree(serving_home.home, home)
     candles = pl.scan_parquet(shared_data / "binance_spot_candles" / "binance_spot_5m_2024H1.parquet")
-    candles = candles.filter(pl.col("symbol").is_in(["BTC/USDT", "ETH/USDT"]) & (pl.col("open_time") >= datetime(2024, 6, 1, tzinfo=UTC)))
+    since = datetime(2024, 6, 1, tzinfo=UTC)
+    candles = candles.filter(pl.col("symbol").is_in(["BTC/USDT", "ETH/USDT"]) & (pl.col("open_time") >= since))
     settings = rehome(serving_home, home)
     Lake(settings.lake_dir).write_candles(normalize_candles(candles.collect(), "open_time"), "binance", "5m")
     trading = settings.engine.trading
@@ -39,7 +40,9 @@ def _home(serving_home: Settings, tmp_path: Path, shared_data: Path) -> Settings
         settings,
         home,
         stream=settings.stream.model_copy(
-            update={"source": "replay", "replay_capture_dir": shared_data / "binance_ticks" / "spot", "replay_speed": 0.0}
+            update={
+                "source": "replay", "replay_capture_dir": shared_data / "binance_ticks" / "spot", "replay_speed": 0.0,
+            }
         ),
         engine=settings.engine.model_copy(update={"trading": trading.model_copy(update={"exits": exits})}),
         serving=settings.serving.model_copy(update={"cache_refresh_s": 3600.0}),

@@ -49,17 +49,20 @@ def _recorded_candles(shared_data: Path, symbols: list[str], start: datetime, en
     return normalize_candles(frame).filter((pl.col("ts") >= start) & (pl.col("ts") < end))
 
 
-def _pipeline(serving_home: Settings, tmp_path: Path, shared_data: Path, warm: bool) -> tuple[StreamPipeline, _Recorder]:
+def _pipeline(
+    serving_home: Settings, tmp_path: Path, shared_data: Path, warm: bool
+) -> tuple[StreamPipeline, _Recorder]:
     settings = rehome(serving_home, tmp_path / "home")
-    lake = Lake(settings.lake_dir)
-    lake.write_candles(
-        _recorded_candles(shared_data, ["BTC/USDT"], datetime(2024, 6, 20, tzinfo=UTC), datetime(2024, 7, 1, tzinfo=UTC)),
-        "binance", "5m",
+    window = (datetime(2024, 6, 20, tzinfo=UTC), datetime(2024, 7, 1, tzinfo=UTC))
+    june = _recorded_candles(shared_data, ["BTC/USDT"], *window)
+    Lake(settings.lake_dir).write_candles(june, "binance", "5m")
+    registry = serving_registry(
+        serving_home.mlflow_tracking_uri, serving_home.mlruns_dir / "artifacts", serving_home.model.name
     )
-    registry = serving_registry(serving_home.mlflow_tracking_uri, serving_home.mlruns_dir / "artifacts", "alphatide-direction")
     cache = LatestFeatures(open_online_store(serving_home), refresh_s=3600)
     recorder = _Recorder()
-    pipeline = StreamPipeline(settings, scorer=ChampionScorer(registry, check_every_s=3600), cache=cache, engine=recorder)
+    scorer = ChampionScorer(registry, check_every_s=3600)
+    pipeline = StreamPipeline(settings, scorer=scorer, cache=cache, engine=recorder)
     if warm:
         pipeline.warm(["BTC/USDT"], capture_start(shared_data / "binance_ticks" / "spot"))
     return pipeline, recorder
@@ -76,7 +79,9 @@ def _feed_until_first_signal(pipeline: StreamPipeline, recorder: _Recorder, shar
     raise AssertionError("no signal reached the engine")
 
 
-def test_the_first_scored_signal_sees_warm_bar_features(serving_home: Settings, tmp_path: Path, shared_data: Path) -> None:
+def test_the_first_scored_signal_sees_warm_bar_features(
+    serving_home: Settings, tmp_path: Path, shared_data: Path
+) -> None:
     warm, warm_recorder = _pipeline(serving_home, tmp_path / "warm", shared_data, warm=True)
     cold, cold_recorder = _pipeline(serving_home, tmp_path / "cold", shared_data, warm=False)
 
@@ -115,7 +120,8 @@ def test_a_live_start_fetches_the_bars_the_lake_lacks_from_the_venue(
     serving_home: Settings, tmp_path: Path, shared_data: Path
 ) -> None:
     start = datetime(2024, 6, 30, 12, 2, 30, tzinfo=UTC)
-    recorded = _recorded_candles(shared_data, ["BTC/USDT"], datetime(2024, 6, 29, tzinfo=UTC), datetime(2024, 7, 1, tzinfo=UTC))
+    june_end = (datetime(2024, 6, 29, tzinfo=UTC), datetime(2024, 7, 1, tzinfo=UTC))
+    recorded = _recorded_candles(shared_data, ["BTC/USDT"], *june_end)
     settings = rehome(serving_home, tmp_path / "home")
     settings = rehome(settings, settings.home, stream=settings.stream.model_copy(update={"source": "ccxt"}))
     lake_end = datetime(2024, 6, 30, 6, 0, tzinfo=UTC)  # the nightly ran six hours ago
