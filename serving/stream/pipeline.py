@@ -14,10 +14,10 @@ For every market event (called inline by the feed, on the stream's own event loo
    bar values of the last closed bar) at most every `stream.signal_interval_s` of exchange time: an
    ``intrabar`` signal for `/ws/signals` and the trading engine (never for the cache or the store: those
    hold bar-close rows, what the model was trained on).
-4. Trades and best quotes feed the hot-score board; trades and signals feed the trailing statistics of
-   the signal's rule inputs (`serving.stream.signal_inputs`: volume and its norm, spread norm, volatility, expected return,
-   Kyle's lambda threshold) and, as `TradeEvent`/`BookEvent`, the trading engine (`engine.submit` only
-   queues; it never blocks). Every trade and book diff marks `freshness` (what `/health` reads).
+4. Trades and best quotes feed the hot-score board and, as `TradeEvent`/`BookEvent`, the trading engine
+   (`engine.submit` only queues; it never blocks); trades and signals feed the trailing statistics of the
+   signal's rule inputs (`serving.stream.signal_inputs`: volume and its norm, spread norm, volatility,
+   expected return, Kyle's lambda threshold). Every trade and book diff marks `freshness` (what `/health` reads).
 
 Before the first event, `warm` feeds each symbol's recent closed bars (`serving.stream.warm`) so the
 first scores see real bar features, not nulls.
