@@ -5,19 +5,25 @@
 ReplayServer (own process, 127.0.0.1, ephemeral port, speed 0 = as fast as the client reads) -> ccxt.pro binance
 (`serving.stream.feed`) -> incremental features -> latest-features cache + Feast push per closed bar ->
 champion scoring (`serving.stream.pipeline`) -> paper trading engine (`serving.engine`, fed trades,
-quotes and signals; its clock follows the replay's exchange time). Everything but the replay server runs
-in this one process (the engine on its own worker thread).
+quotes and signals; on `serving.engine.ReplayClock`, the replay's exchange time). Before the feed starts
+the pipeline is warmed with the recorded 5m candles of the captured symbols (written into the temporary
+home's lake, as the nightly backfill would). Everything but the replay server runs in this one process
+(the engine on its own worker thread).
 
 Writes `bench/results/live.json` and prints it as the last line: `events_per_s` (market events handled
 per wall second, goal >= 50k in DESIGN for features+scoring alone) and `event_to_signal_p99_ms` (from the
 moment ccxt hands an event to the pipeline to the published signal, for the events that produce one; goal
-<= 5), plus counts.
+<= 5), plus counts, and `paper_orders` / `paper_fills` (orders the paper engine placed and their fills
+over the replay) with the entry decisions' reasons. `--demo-exits` applies the README demo's exits
+(take-profit 2%, time stop 120 s) with which the bootstrap champion trades within the 11-minute capture;
+without it the SPEC defaults apply.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import tempfile
@@ -33,24 +39,45 @@ from pipelines.config import Settings
 DEFAULT_CAPTURE = shared_data_dir() / "binance_ticks" / "spot"
 
 
-class ReplayClock:
-    """The newest exchange time the stream has seen (the paper engine's 'now' during a replay)."""
+def write_recorded_candles(
+    settings: Settings, symbols: list[str], since: datetime = datetime(2024, 6, 1, tzinfo=UTC)
+) -> int:
+    """The recorded 5m candles of `symbols` (from `since`) into the home's lake, for the warm-up."""
+    import polars as pl
 
-    def __init__(self) -> None:
-        self.ts_us = 0
+    from pipelines.domain.candles import normalize_candles
+    from pipelines.lake import Lake
 
-    def __call__(self) -> datetime:
-        return datetime.fromtimestamp(self.ts_us / 1e6, UTC) if self.ts_us else datetime.now(UTC)
+    path = shared_data_dir() / "binance_spot_candles" / "binance_spot_5m_2024H1.parquet"
+    if not path.is_file():
+        return 0
+    frame = pl.scan_parquet(path).filter(pl.col("symbol").is_in(symbols) & (pl.col("open_time") >= since))
+    return Lake(settings.lake_dir).write_candles(normalize_candles(frame.collect(), "open_time"), "binance", "5m")
 
 
-async def run(settings: Settings, capture: Path) -> dict[str, object]:
+def _paper_summary(engine: object) -> dict[str, object]:
+    from collections import Counter
+
+    orders = engine.store.load_orders()  # type: ignore[attr-defined]
+    decisions = Counter(d.action + ": " + d.reason.split(" (")[0][:80] for d in engine.decisions)  # type: ignore[attr-defined]
+    return {
+        "paper_orders": len(orders),
+        "paper_fills": sum(len(o.order.fills) for o in orders),
+        "paper_orders_by_purpose": dict(Counter(f"{o.purpose}:{o.order.state.value}" for o in orders)),
+        "closed_trades": len(engine.store.closed_trades(limit=10_000)),  # type: ignore[attr-defined]
+        "engine_decisions_last_200": dict(decisions.most_common(8)),
+    }
+
+
+async def run(settings: Settings, capture: Path, speed: float = 0.0) -> dict[str, object]:
     from pipelines.online_store import open_online_store
     from pipelines.registry import serving_registry
-    from serving.engine import build_engine
+    from serving.engine import ReplayClock, build_engine
     from serving.feature_cache import LatestFeatures
     from serving.scorer import ChampionScorer
     from serving.stream.feed import MarketEvent, MarketFeed
     from serving.stream.pipeline import StreamPipeline
+    from serving.stream.replay import capture_start
     from serving.stream.service import replay_symbols
 
     sys.setswitchinterval(settings.serving.gil_switch_interval_s)  # as the serving process does
@@ -60,9 +87,10 @@ async def run(settings: Settings, capture: Path) -> dict[str, object]:
     assert scorer.current() is not None, "no champion in the benchmark home"
     store = open_online_store(settings)
     cache = LatestFeatures(store, refresh_s=3600)
-    clock = ReplayClock()
+    start = capture_start(capture)
+    clock = ReplayClock(start)
     replay = subprocess.Popen(
-        [sys.executable, "-m", "serving.stream.replay", str(capture), "--speed", "0", "--linger", "60"],
+        [sys.executable, "-m", "serving.stream.replay", str(capture), "--speed", str(speed), "--linger", "60"],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[1],
@@ -87,9 +115,6 @@ async def run(settings: Settings, capture: Path) -> dict[str, object]:
         def sink(event: MarketEvent, received: float) -> None:
             if not first:
                 first.append(received)
-            ts_us = event.ts_us
-            if ts_us is not None and ts_us > clock.ts_us:
-                clock.ts_us = ts_us
             pipeline.on_event(event, received)
 
         symbols = replay_symbols(
@@ -99,6 +124,7 @@ async def run(settings: Settings, capture: Path) -> dict[str, object]:
                 }
             )
         )
+        warm = pipeline.warm(symbols, start)
         feed = MarketFeed("binance", symbols, sink, settings.stream, urls=urls, quote=pipeline.on_quote)
         await feed.start()
         sent = int((await sent_line).split()[1])  # "SENT n": the server has sent the whole capture
@@ -115,7 +141,9 @@ async def run(settings: Settings, capture: Path) -> dict[str, object]:
         replay.terminate()
         replay.wait(timeout=20)
     await asyncio.to_thread(pipeline.close)
+    await asyncio.sleep(1.0)  # let the engine's worker drain its queue
     status = engine.status()
+    paper = _paper_summary(engine)
     engine.shutdown()
     cache.close()
     latencies_ms = np.asarray(pipeline.latencies_s) * 1000
@@ -135,6 +163,8 @@ async def run(settings: Settings, capture: Path) -> dict[str, object]:
         "engine_dropped_events": status.dropped_events,
         "engine_decisions": len(status.recent_decisions),
         "engine_open_positions": status.open_positions,
+        **paper,
+        "warm_lake_bars": warm.lake_bars,
         "symbols": symbols,
         "signal_interval_s": settings.stream.signal_interval_s,
         "goals": {"event_to_signal_p99_ms": 5.0},
@@ -149,6 +179,12 @@ async def run(settings: Settings, capture: Path) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--capture", type=Path, default=DEFAULT_CAPTURE, help="folder of Binance capture files")
+    parser.add_argument(
+        "--speed", type=float, default=0.0,
+        help="replay pace (0 = as fast as the client reads; the trades and book connections then drift "
+        "apart in exchange time and the engine sees old books: use e.g. 5 for the paper figures)",
+    )
+    parser.add_argument("--demo-exits", action="store_true", help="take-profit 2%%, time stop 120 s (README demo)")
     args = parser.parse_args()
     if not args.capture.is_dir():
         raise SystemExit(f"capture folder {args.capture} not found (pass --capture)")
@@ -157,7 +193,16 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="alphatide-bench-live-") as tmp:
         settings = build_ready_home(Path(tmp), universe=("BTC/USDT", "ETH/USDT"))
-        result = asyncio.run(run(settings, args.capture))
+        write_recorded_candles(settings, ["BTC/USDT", "ETH/USDT"])
+        if args.demo_exits:
+            trading = settings.engine.trading
+            exits = trading.exits.model_copy(update={"take_profit": 0.02, "time_stop_seconds": 120.0})
+            engine_cfg = settings.engine.model_copy(update={"trading": trading.model_copy(update={"exits": exits})})
+            settings = settings.model_copy(update={"engine": engine_cfg})
+        result = asyncio.run(run(settings, args.capture, args.speed))
+        result["replay_speed"] = args.speed
+        result["demo_exits"] = args.demo_exits
+        result["load_avg"] = [round(x, 2) for x in os.getloadavg()]
     publish("live", result)
 
 

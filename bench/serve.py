@@ -17,7 +17,13 @@
    so `p50_ms`/`p99_ms` run from the moment the client woke to send the request (still including any
    wait for a free connection, so a stalled server is charged), and `p99_from_schedule_ms` keeps the
    strict figure from the scheduled time, timer lag included; `client_timer_lag_p99_ms` reports the lag.
-4. Writes `bench/results/serve.json` and prints it as the last line: `p50_ms`, `p99_ms` (goal <= 2),
+4. Then the fast server again with the replayed stream running (`--stream-capture`, default the recorded
+   Binance spot capture, replayed at `--stream-speed` x recorded time, 1 by default: the live event rate)
+   and the paper trading engine on, warmed with the recorded 5m candles: `stream_p99_ms` (goal <= 2, the
+   stream runs on its own thread and event loop), `stream_rss_mb` (goal <= 300, stream and engine in the
+   process), `stream_events` (market events the stream handled during the run, so a stream that did not
+   run cannot pass for a fast one). Skipped, with the reason, when the capture is absent.
+5. Writes `bench/results/serve.json` and prints it as the last line: `p50_ms`, `p99_ms` (goal <= 2),
    `naive_p99_ms`, `ratio_vs_naive` (naive p99 / fast p99, goal >= 5), `rss_mb` (the fast server's
    resident memory after the run, goal <= 300), and details. The naive server cannot sustain the rate
    (its p99 is then the 5 s timeout), so it is also measured at a gentle rate it can serve
@@ -40,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from bench.common import publish
+from bench.common import publish, shared_data_dir
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 TIMEOUT_S = 5.0
@@ -171,9 +177,28 @@ def _pct(values: list[float], q: float) -> float:
     return round(float(np.percentile(np.asarray(values), q)), 3) if values else float("nan")
 
 
+@dataclass
+class Measured:
+    run: Run
+    rss_mb: float
+    cpu_s: float  # the server's CPU time (user + system) during the measured run
+    gentle: Run | None = None
+    stream_events: int | None = None
+
+
+def _stream_events(port: int) -> int | None:
+    """Market events the server's stream handled so far (its /metrics counter), None without a stream."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    prefix = "alphatide_stream_events_total{"
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)]
+    return int(sum(values)) if values else None
+
+
 def measure(
     kind: str, env: dict[str, str], rate: float, duration_s: float, warmup_s: float, low_rate: float = 0.0
-) -> tuple[Run, float, Run | None]:
+) -> Measured:
     """The run at `rate`, the server's RSS after it, and (with `low_rate`) a 10 s run at that gentle rate."""
     with server(kind, env) as (process, port):
         gentle = None
@@ -181,9 +206,30 @@ def measure(
             asyncio.run(drive(port, low_rate, 2.0, SYMBOLS))
             gentle = asyncio.run(drive(port, low_rate, 10.0, SYMBOLS))
         asyncio.run(drive(port, rate, warmup_s, SYMBOLS))  # warm caches, lazy imports
+        proc = psutil.Process(process.pid)
+        before, events_before = proc.cpu_times(), _stream_events(port) if kind == "fast" else None
         run = asyncio.run(drive(port, rate, duration_s, SYMBOLS))
-        rss_mb = psutil.Process(process.pid).memory_info().rss / 2**20
-    return run, rss_mb, gentle
+        after = proc.cpu_times()
+        events_after = _stream_events(port) if kind == "fast" else None
+        rss_mb = proc.memory_info().rss / 2**20
+    cpu_s = (after.user + after.system) - (before.user + before.system)
+    events = events_after - events_before if events_after is not None and events_before is not None else None
+    return Measured(run, rss_mb, cpu_s, gentle, events)
+
+
+def _stream_env(env: dict[str, str], home: Path, capture: Path, speed: float) -> dict[str, str]:
+    """The fast server with the replayed stream and the paper engine on, warmed from recorded candles."""
+    from bench.live import write_recorded_candles
+    from pipelines.config import load_settings
+
+    write_recorded_candles(load_settings({}, home=home), ["BTC/USDT", "ETH/USDT"])
+    return {
+        **env,
+        "ALPHATIDE_ENGINE__ENABLED": "true",
+        "ALPHATIDE_STREAM__SOURCE": "replay",
+        "ALPHATIDE_STREAM__REPLAY_CAPTURE_DIR": str(capture),
+        "ALPHATIDE_STREAM__REPLAY_SPEED": str(speed),
+    }
 
 
 def main() -> None:
@@ -191,6 +237,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="requests per second")
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds per server")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first")
+    parser.add_argument(
+        "--stream-capture", type=Path, default=shared_data_dir() / "binance_ticks" / "spot",
+        help="Binance capture replayed during the stream-on run",
+    )
+    parser.add_argument("--stream-speed", type=float, default=1.0, help="replay pace of the stream-on run")
     parser.add_argument(
         "--naive-low-rate", type=float, default=20.0, help="also measure the naive server at this gentle rate"
     )
@@ -204,10 +255,16 @@ def main() -> None:
         build_s = time.perf_counter() - started
         env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHATIDE_")}
         env.update(ALPHATIDE_HOME=tmp, ALPHATIDE_ENGINE__ENABLED="false", ALPHATIDE_STREAM__SOURCE="off")
-        fast, rss_mb, _ = measure("fast", env, args.rate, args.duration, args.warmup)
-        naive, naive_rss_mb, naive_gentle = measure(
-            "naive", env, args.rate, args.duration, args.warmup, low_rate=args.naive_low_rate
-        )
+        load_start = os.getloadavg()
+        fast_run = measure("fast", env, args.rate, args.duration, args.warmup)
+        streamed = None
+        if args.stream_capture.is_dir():
+            stream_env = _stream_env(env, Path(tmp), args.stream_capture, args.stream_speed)
+            streamed = measure("fast", stream_env, args.rate, args.duration, args.warmup)
+        naive_run = measure("naive", env, args.rate, args.duration, args.warmup, low_rate=args.naive_low_rate)
+        load_end = os.getloadavg()
+    fast, rss_mb, naive, naive_rss_mb = fast_run.run, fast_run.rss_mb, naive_run.run, naive_run.rss_mb
+    naive_gentle = naive_run.gentle
 
     p99, naive_p99 = _pct(fast.latencies_ms, 99), _pct(naive.latencies_ms, 99)
     result = {
@@ -241,7 +298,11 @@ def main() -> None:
         ),
         "rss_mb": round(rss_mb, 1),
         "naive_rss_mb": round(naive_rss_mb, 1),
-        "goals": {"p99_ms": 2.0, "ratio_vs_naive": 5.0, "rss_mb": 300.0},
+        "cpu_s": round(fast_run.cpu_s, 2),
+        **_stream_result(streamed, args),
+        "load_avg_start": [round(x, 2) for x in load_start],
+        "load_avg_end": [round(x, 2) for x in load_end],
+        "goals": {"p99_ms": 2.0, "ratio_vs_naive": 5.0, "rss_mb": 300.0, "stream_p99_ms": 2.0, "stream_rss_mb": 300.0},
         "home_build_s": round(build_s, 1),
         "timeout_s": TIMEOUT_S,
         "note": (
@@ -251,6 +312,25 @@ def main() -> None:
         ),
     }
     publish("serve", result)
+
+
+def _stream_result(streamed: Measured | None, args: argparse.Namespace) -> dict[str, object]:
+    if streamed is None:
+        return {"stream_p99_ms": None, "stream_rss_mb": None, "stream_skipped": f"no capture at {args.stream_capture}"}
+    run = streamed.run
+    return {
+        "stream_p50_ms": _pct(run.latencies_ms, 50),
+        "stream_p99_ms": _pct(run.latencies_ms, 99),
+        "stream_p999_ms": _pct(run.latencies_ms, 99.9),
+        "stream_p99_from_schedule_ms": _pct(run.from_schedule_ms, 99),
+        "stream_client_timer_lag_p99_ms": _pct(run.timer_lag_ms, 99),
+        "stream_statuses": {str(k): v for k, v in sorted(run.statuses.items())},
+        "stream_timeouts": run.timeouts,
+        "stream_rss_mb": round(streamed.rss_mb, 1),
+        "stream_cpu_s": round(streamed.cpu_s, 2),
+        "stream_events": streamed.stream_events,
+        "stream_speed": args.stream_speed,
+    }
 
 
 if __name__ == "__main__":

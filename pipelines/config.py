@@ -28,6 +28,7 @@ from pydantic_settings.exceptions import SettingsError
 from pipelines.config_checks import check_json_variables, check_uri, mask_uri
 from pipelines.config_realtime import ServingConfig, StreamConfig
 from pipelines.errors import ConfigError
+from pipelines.realtime_config import RealtimeConfig
 from pipelines.trading.config import TradingConfig
 
 __all__ = ["ServingConfig", "Settings", "StreamConfig", "load_settings", "mask_uri"]
@@ -317,6 +318,7 @@ class Settings(BaseSettings):
     engine: EngineConfig = EngineConfig()
     stream: StreamConfig = StreamConfig()
     serving: ServingConfig = ServingConfig()
+    realtime: RealtimeConfig = RealtimeConfig()  # serving tier: warm-up, norms, freshness, WS lag
     api_key: SecretStr | None = Field(
         None, description="Key for POST /kill and /resume (X-API-Key); unset = those endpoints refuse (503)."
     )

@@ -25,11 +25,13 @@ from pipelines.feature_store import FeatureReader
 from pipelines.lake import Lake
 from pipelines.online_store import open_online_store
 from pipelines.registry import ChampionSource, serving_registry
+from serving import request_errors
 from serving.api.health import Health, health_router
 from serving.api.metrics import metrics_router
 from serving.api.signal import hot_router, signal_router
 from serving.api.trading import trading_router
 from serving.api.ws import ws_router
+from serving.auth import ApiKeyGuard
 from serving.deps import ServingDeps, UniverseCache
 from serving.feature_cache import LatestFeatures
 from serving.lifespan import serving_lifespan
@@ -62,7 +64,9 @@ def create_app(
         scorer=ChampionScorer(registry, check_every_s=settings.serving.model_check_s),
         universe=UniverseCache(Lake(settings.lake_dir)),
         latest=cache or LatestFeatures(reader, refresh_s=settings.serving.cache_refresh_s),
-        hub=SignalHub(settings.serving.ws_queue_size, settings.serving.ws_send_timeout_s),
+        hub=SignalHub(
+            settings.serving.ws_queue_size, settings.serving.ws_send_timeout_s, settings.realtime.ws_max_lag_s
+        ),
         confidence=RollingConfidence(settings.serving.confidence_window),
         now=now,
         owned_store=owned_store,
@@ -82,4 +86,6 @@ def create_app(
     app.include_router(metrics_router())
     app.include_router(ws_router(deps))
     app.include_router(trading_router(settings.api_key))  # /positions, /orders, /kill, /resume
+    app.add_middleware(ApiKeyGuard, api_key=settings.api_key)  # authenticate before any body is parsed
+    request_errors.install(app)  # a 422 for any invalid input (NaN included), never a 500
     return app

@@ -4,7 +4,8 @@ The engine (`serving.engine.trading_lifespan`) is published as `app.state.tradin
 monitor (`serving.health.HealthMonitor`, `app.state.health`) measures the process on a timer and feeds
 the engine, and the stream writes to the engine through the monitor's tee (signals and trades are
 observed for the live calibration error). The stream (`stream.source` = ``ccxt`` or ``replay``; ``off``
-by default) is `app.state.stream`.
+by default) runs on its own thread and event loop (`serving.stream.runner`), with the engine on the
+replay's event time in a replay; it is `app.state.stream`.
 """
 
 from __future__ import annotations
@@ -19,22 +20,13 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from pipelines.config import Settings
 from pipelines.lake import Lake
 from serving.deps import ServingDeps
-from serving.engine import trading_lifespan
 from serving.engine.config import load_extras
 from serving.health import HealthMonitor, HealthTee, StreamDrift, lake_reference
+from serving.stream.runner import serving_stream
 
 log = logging.getLogger("alphatide.serving")
-
-
-def _engine_settings(settings: Settings, replay: Any) -> Settings:
-    if replay is not None and settings.engine.mode == "paper" and settings.engine.api_url is None:
-        # The paper broker reads instrument metadata from the venue being replayed.
-        engine = settings.engine.model_copy(update={"api_url": f"http://127.0.0.1:{replay.port}"})
-        return settings.model_copy(update={"engine": engine})
-    return settings
 
 
 def _monitor(app: FastAPI, deps: ServingDeps) -> HealthMonitor | None:
@@ -75,26 +67,6 @@ def _attach_drift(monitor: HealthMonitor, deps: ServingDeps) -> None:
     monitor.drift = drift
 
 
-async def _start_stream(app: FastAPI, deps: ServingDeps, sink: Any, replay: Any) -> Any:
-    from serving.stream.pipeline import StreamPipeline
-    from serving.stream.service import StreamService
-
-    settings = deps.settings
-    pipeline = StreamPipeline(
-        settings,
-        scorer=deps.scorer,
-        cache=deps.latest,
-        hub=deps.hub,
-        pusher=deps.owned_store,
-        engine=sink,
-        confidence=deps.confidence,
-    )
-    symbols, _ = await run_in_threadpool(deps.universe.get)
-    stream = StreamService(settings, pipeline, deps.hub, sorted(symbols), replay=replay)
-    await stream.start()
-    return stream
-
-
 def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     settings = deps.settings
 
@@ -104,32 +76,33 @@ def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncCont
         app.state.health = None
         sys.setswitchinterval(settings.serving.gil_switch_interval_s)
         await run_in_threadpool(deps.scorer.start)
-        replay = None
-        if settings.stream.source == "replay":
-            from serving.stream.replay import ReplayServer
 
-            assert settings.stream.replay_capture_dir is not None  # validated by StreamConfig
-            replay = await ReplayServer(settings.stream.replay_capture_dir, speed=settings.stream.replay_speed).start()
+        def attach() -> Any:
+            # The engine is running: start the monitor and give the stream the monitor's tee.
+            monitor = app.state.health = _monitor(app, deps)
+            engine = getattr(app.state, "trading_engine", None)
+            return HealthTee(engine, monitor) if engine is not None and monitor is not None else engine
+
+        def detach() -> None:
+            if app.state.health is not None:
+                app.state.health.stop()
+
         try:
-            async with trading_lifespan(app, _engine_settings(settings, replay)):  # start, then shutdown
-                monitor = app.state.health = _monitor(app, deps)
-                engine = getattr(app.state, "trading_engine", None)
-                sink = HealthTee(engine, monitor) if engine is not None and monitor is not None else engine
-                stream = None
-                if settings.stream.source != "off":
-                    stream = await _start_stream(app, deps, sink, replay)
-                app.state.stream = stream
-                try:
-                    yield
-                finally:
-                    app.state.stream = None
-                    if stream is not None:
-                        await stream.stop()
-                    if monitor is not None:
-                        monitor.stop()
+            # The trading engine, and the stream on its own thread and event loop (serving.stream.runner).
+            async with serving_stream(
+                app,
+                settings,
+                universe_symbols=lambda: sorted(deps.universe.get()[0]),
+                attach=attach,
+                detach=detach,
+                scorer=deps.scorer,
+                cache=deps.latest,
+                hub=deps.hub,
+                pusher=deps.owned_store,
+                confidence=deps.confidence,
+            ):
+                yield
         finally:
-            if replay is not None:
-                await replay.stop()
             deps.scorer.stop()
             deps.latest.close()
             if deps.owned_store is not None:

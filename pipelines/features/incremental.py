@@ -676,6 +676,22 @@ class FeatureEngine:
             self._cross_boundaries(st, end)
         return self._close_bar(st, ts_us, open, high, low, close, volume)
 
+    def seed_bar(
+        self, symbol: str, ts_us: int, open: float, high: float, low: float, close: float, volume: float
+    ) -> dict[str, Value]:
+        """A closed bar from history (e.g. the lake's candles), fed before the symbol's first live event.
+
+        Warms the bar-window features (RSI, ATR, ADX, Bollinger, regimes, Hurst, ...) so a stream that
+        just started scores real values instead of nulls. The bar's signed volume is unknown (Kyle's
+        lambda gets None for it). Returns the bar's candle features.
+        """
+        st = self._state(symbol)
+        if st.clock is not None:
+            raise ValueError(f"{symbol}: seed_bar after live events (clock {st.clock})")
+        values = st.bars.update(ts_us, open, high, low, close, volume, None)
+        self._last_bar_values[symbol] = values
+        return values
+
     def features_at(self, symbol: str, t_us: int) -> dict[str, Value]:
         """Every feature of ``symbol`` at time ``t_us`` (> its clock): flow and book values at ``t_us``,
         bar values of the last closed bar. For scoring between bar closes."""

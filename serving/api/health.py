@@ -42,6 +42,8 @@ def health_router(deps: ServingDeps) -> APIRouter:
         connected = dict(stream.feed.connected) if stream is not None and stream.feed is not None else {}
         if stream is not None and not all(connected.values()):
             problems.append("market data disconnected: " + ", ".join(k for k, v in connected.items() if not v))
+        if stream is not None and (stale := stream.pipeline.freshness.problem()) is not None:
+            problems.append(stale)  # only trades and book updates count, not subscription acks
         return Health(
             status="ok" if not problems else "degraded",
             champion_version=champion.ref.version if champion else None,

@@ -1,6 +1,6 @@
 """Per-event processing of the live stream: features, online store, signals, hot score, trading engine.
 
-For every market event (called inline by the feed, on the event loop):
+For every market event (called inline by the feed, on the stream's own event loop and thread):
 
 1. `pipelines.features.incremental.FeatureEngine` (the one feature implementation, also behind the batch
    path) updates the symbol's state in O(1); it returns a `FeatureRow` for each 5-minute bar the event
@@ -15,7 +15,12 @@ For every market event (called inline by the feed, on the event loop):
    ``intrabar`` signal for `/ws/signals` and the trading engine (never for the cache or the store: those
    hold bar-close rows, what the model was trained on).
 4. Trades and best quotes feed the hot-score board and, as `TradeEvent`/`BookEvent`, the trading engine
-   (`engine.submit` only queues; it never blocks).
+   (`engine.submit` only queues; it never blocks); trades and signals feed the trailing statistics of the
+   signal's rule inputs (`serving.stream.signal_inputs`: volume and its norm, spread norm, volatility,
+   expected return, Kyle's lambda threshold). Every trade and book diff marks `freshness` (what `/health` reads).
+
+Before the first event, `warm` feeds each symbol's recent closed bars (`serving.stream.warm`) so the
+first scores see real bar features, not nulls.
 
 A signal whose features have no trusted order book (`spread_pct` null: book stale, crossed or not
 synced) is published as `hold` with that reason and not sent to the engine.
@@ -37,17 +42,20 @@ from typing import Any, Protocol
 import polars as pl
 
 from pipelines.config import Settings
-from pipelines.domain.marketdata import Trade
+from pipelines.domain.marketdata import BookDiff, Trade
 from pipelines.features.incremental import FeatureEngine, FeatureRow
 from pipelines.online_store import OnlineFeatures
 from pipelines.trading.instruments import Side
 from serving.feature_cache import LatestFeatures
+from serving.freshness import DataFreshness
 from serving.messages import SignalMessage
 from serving.metrics import INFERENCE_LATENCY, SIGNALS, RollingConfidence
 from serving.scorer import ChampionScorer
 from serving.signals import decide_action, threshold_reason
 from serving.stream.feed import MarketEvent
 from serving.stream.hot import HotScoreBoard
+from serving.stream.signal_inputs import TrailingStats
+from serving.stream.warm import CandleFetch, WarmReport, warm_up
 from serving.ws_hub import SignalHub
 
 log = logging.getLogger(__name__)
@@ -89,6 +97,9 @@ class StreamPipeline:
         self.confidence = confidence or RollingConfidence(settings.serving.confidence_window)
         self.features = FeatureEngine(settings.data.timeframe)
         self.hot = HotScoreBoard(settings.stream)
+        self.stats = TrailingStats(settings.realtime, self.features.bar_us)
+        self.freshness = DataFreshness(settings.realtime.health_max_data_age_s)
+        self.warm_report: WarmReport | None = None
         self._pusher = pusher
         self._push_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feast-push") if pusher else None
         self._wall_clock = wall_clock
@@ -100,6 +111,13 @@ class StreamPipeline:
         self.bars_closed = 0
         self.pushes_pending = 0
 
+    # ---- warm-up ---------------------------------------------------------------------------------
+    def warm(self, symbols: list[str], start: datetime, fetch: CandleFetch | None = None) -> WarmReport:
+        """Feed each symbol's recent closed bars before `start` (call before the first event)."""
+        self.warm_report = warm_up(self.settings, symbols, start, self.features, self.stats, fetch=fetch)
+        self.freshness = DataFreshness(self.settings.realtime.health_max_data_age_s)  # data is due from now
+        return self.warm_report
+
     # ---- the feed's sinks ------------------------------------------------------------------------
     def on_event(self, event: MarketEvent, received: float) -> None:
         """One market event (see the module docstring). Never raises: a bad event is logged and skipped."""
@@ -108,10 +126,14 @@ class StreamPipeline:
             rows = self.features.on_event(event)
             symbol = event.symbol
             if isinstance(event, Trade):
+                self.freshness.mark("trade")
                 is_buy = event.aggressor_side == "buy"
                 self.hot.on_trade(symbol, event.ts_us, event.price, event.qty, is_buy)
+                self.stats.on_trade(symbol, event.ts_us, event.price, event.qty)
                 if self.engine is not None:
                     self.engine.submit(_trade_event(event, is_buy))
+            elif isinstance(event, BookDiff):  # a REST snapshot (fetched at every resubscribe) is not live data
+                self.freshness.mark("book")
             if rows:
                 self._bars_closed(rows, received)
             clock = self.features.clock(symbol)
@@ -141,6 +163,7 @@ class StreamPipeline:
         for row in rows:
             self.cache.put(OnlineFeatures(row.symbol, dict(row.values), _utc(row.event_ts_us)))
             self.hot.on_hurst(row.symbol, row.values.get("hurst"))
+            self.stats.on_kyle(row.symbol, row.values.get("kyle_lambda"))
         if self._pusher is not None and self._push_pool is not None and self.settings.stream.push_to_store:
             self.pushes_pending += 1
             self._push_pool.submit(self._push, rows)
@@ -177,8 +200,13 @@ class StreamPipeline:
         if champion is None:
             return
         started = time.perf_counter()
-        p_up = champion.predict_up([values.get(c) for c in champion.ref.feature_columns])
+        # The scorer keeps each symbol's last bars for a fused champion's sequence tower (a closed bar is
+        # appended), serves the tabular tower while degraded, and says whether the champion may trade.
+        scored = self.scorer.score(symbol, values, bar_close_ts_us=at_us if trigger == "bar_close" else None)
         INFERENCE_LATENCY.observe(time.perf_counter() - started)
+        if scored is None:
+            return
+        p_up = scored.p_up
         trusted_book = values.get("spread_pct") is not None
         if trigger == "intrabar":
             # /signal serves the last closed bar; while the live book is untrusted it says hold, and why.
@@ -199,16 +227,27 @@ class StreamPipeline:
                 )
             )
         if self.engine is not None and trusted_book:
-            from serving.engine.events import SignalEvent
-
-            self.engine.submit(
-                SignalEvent(
-                    symbol=symbol, p_up=p_up, ts=_utc(at_us), vpin=values.get("vpin"),
-                    kyle_lambda=values.get("kyle_lambda"), hurst=values.get("hurst"),
-                    spread=values.get("spread_pct"),
-                )
-            )
+            self.engine.submit(self.signal_event(symbol, values, at_us, p_up, tradeable=scored.tradeable))
         self.latencies_s.append(time.perf_counter() - received)
+
+    def signal_event(
+        self, symbol: str, values: dict[str, float | None], at_us: int, p_up: float, *, tradeable: bool = True
+    ) -> Any:
+        """The engine's `SignalEvent`: every field its rules read, from the features and trailing stats;
+        `tradeable` False (a champion that has not passed the full gate) publishes but opens nothing."""
+        from serving.engine.events import SignalEvent
+
+        inputs = self.stats.inputs(symbol, at_us, p_up)  # the norms from before this signal, then update
+        spread = values.get("spread_pct")
+        if spread is not None:
+            self.stats.on_spread(symbol, at_us, spread)
+        return SignalEvent(
+            symbol=symbol, p_up=p_up, ts=_utc(at_us), vpin=values.get("vpin"),
+            kyle_lambda=values.get("kyle_lambda"), kyle_lambda_threshold=inputs.kyle_lambda_threshold,
+            hurst=values.get("hurst"), spread=spread, spread_norm=inputs.spread_norm,
+            volume=inputs.volume, volume_norm=inputs.volume_norm, volatility=inputs.volatility,
+            expected_return=inputs.expected_return, tradeable=tradeable,
+        )
 
     def close(self) -> None:
         if self._push_pool is not None:

@@ -33,6 +33,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,30 @@ def _lines(paths: list[Path]) -> Iterator[bytes]:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as handle:
             yield from handle
+
+
+def _first_time_ms(paths: list[Path]) -> int | None:
+    """Exchange time of the first message after the REST snapshot line (else the snapshot's local time)."""
+    fallback = None
+    for line in _lines(paths):
+        stamp, _, payload = line.rstrip(b"\n").partition(b" ")
+        if payload.startswith(_SNAPSHOT_PREFIX):
+            fallback = int(stamp) // 1_000_000 if stamp.isdigit() else None
+        elif fallback is not None and payload.startswith(_STREAM_PREFIX):
+            data = orjson.loads(payload)["data"]
+            exchange_ms = data.get("E") or data.get("T")
+            if exchange_ms:
+                return int(exchange_ms)
+    return fallback
+
+
+def capture_start(capture_dir: Path) -> datetime:
+    """When the replay starts, in exchange time (the earliest over symbols): where a replay's event-time
+    clock and the stream's warm-up start."""
+    times = [t for paths in capture_files_by_symbol(capture_dir).values() if (t := _first_time_ms(paths))]
+    if not times:
+        raise FileNotFoundError(f"no snapshot line in the capture {capture_dir}")
+    return datetime.fromtimestamp(min(times) / 1000, UTC)
 
 
 @dataclass

@@ -5,8 +5,13 @@
   `stream.replay_capture_dir` and points the ccxt.pro client at it; the watched symbols are
   `stream.symbols`, else the captured symbols.
 - ``stream.source=ccxt``: the venue itself; the watched symbols are `stream.symbols`, else the universe.
-Then it runs the `MarketFeed` into a `StreamPipeline` and recomputes the hot score every
+Before the feed starts, the pipeline is warmed with each symbol's recent closed bars before `start`
+(`serving.stream.warm`; `start` is the capture's first message in a replay, now when live). Then it runs
+the `MarketFeed` into a `StreamPipeline` and recomputes the hot score every
 `stream.hot_interval_s` seconds (published on `/ws/signals` as a ``hot`` message and kept for `GET /hot`).
+
+With a `runner` (`serving.stream.runner.StreamThread`), `start`/`stop` run on the runner's loop and
+`rank_now` called from another thread (the API's `/hot`) is computed there too.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from pipelines.config import Settings
 from serving.messages import HotMessage, StatusMessage
@@ -23,6 +29,9 @@ from serving.stream.hot import HotRanking
 from serving.stream.pipeline import StreamPipeline
 from serving.stream.replay import ReplayServer, capture_files_by_symbol
 from serving.ws_hub import SignalHub
+
+if TYPE_CHECKING:
+    from serving.stream.runner import StreamThread
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,9 @@ class StreamService:
         hub: SignalHub | None = None,
         universe_symbols: list[str] | None = None,
         replay: ReplayServer | None = None,
+        *,
+        start: datetime | None = None,
+        runner: StreamThread | None = None,
     ):
         self.settings = settings
         self.pipeline = pipeline
@@ -51,6 +63,8 @@ class StreamService:
         self.universe_symbols = universe_symbols or []
         self.replay = replay  # a started server to use (the app starts it early for the paper broker)
         self._owns_replay = replay is None
+        self.start_time = start
+        self.runner = runner
         self.feed: MarketFeed | None = None
         self._hot_task: asyncio.Task[None] | None = None
 
@@ -69,6 +83,15 @@ class StreamService:
             symbols = list(cfg.symbols) or replay_symbols(self.settings)
         else:
             symbols = list(cfg.symbols) or sorted(self.universe_symbols)
+        if self.start_time is None:
+            if cfg.source == "replay":
+                from serving.stream.replay import capture_start
+
+                assert cfg.replay_capture_dir is not None
+                self.start_time = await asyncio.to_thread(capture_start, cfg.replay_capture_dir)
+            else:
+                self.start_time = datetime.now(UTC)
+        await asyncio.to_thread(self.pipeline.warm, symbols, self.start_time)
         self.feed = MarketFeed(
             self.settings.venue,
             symbols,
@@ -96,10 +119,15 @@ class StreamService:
             self.rank_now()
 
     def rank_now(self) -> HotRanking:
+        if self.runner is not None and not self.runner.on_thread():
+            return self.runner.call(self._rank_async(), timeout_s=2.0)  # the board lives on the stream thread
         ranking = self.pipeline.hot.rank()
         if self.hub is not None:
             self.hub.publish(HotMessage(ranking=ranking))
         return ranking
+
+    async def _rank_async(self) -> HotRanking:
+        return self.rank_now()
 
     async def stop(self) -> None:
         if self._hot_task is not None:
