@@ -254,6 +254,11 @@ class EngineConfig(_Frozen):
     correlation_sample_s: float = Field(60.0, gt=0, le=3600, description="Mid-price sampling for correlations.")
     correlation_window: int = Field(120, ge=10, le=10_000, description="Samples kept per symbol.")
     correlation_min_samples: int = Field(20, ge=3, description="Common returns needed before correlating.")
+    paper_trades_ungated_model: bool = Field(
+        False,
+        description="Paper only: also trade a champion that has not passed the full promotion gate (a demo or "
+        "a dry run of a bootstrap model); refused in live mode.",
+    )
     trading: TradingConfig = TradingConfig()
 
     @field_validator("dsn")
@@ -267,6 +272,11 @@ class EngineConfig(_Frozen):
     def _live_needs_keys(self) -> EngineConfig:
         if self.mode != "live":
             return self
+        if self.paper_trades_ungated_model:
+            raise ValueError(
+                "ALPHATIDE_ENGINE__PAPER_TRADES_UNGATED_MODEL=true is for paper mode only: live trading waits for "
+                "a model that passed the whole promotion gate"
+            )
         missing = [
             f"ALPHATIDE_ENGINE__{name.upper()}"
             for name in ("venue_api_key", "venue_api_secret")

@@ -45,6 +45,7 @@ class DirectionalParams:
     correlation_window: int = 120
     correlation_min_samples: int = 20
     symbols: frozenset[str] | None = None  # None: every signalled symbol
+    trade_ungated: bool = False  # paper only (validated by EngineConfig): trade a not-yet-gated champion too
 
 
 class DirectionalStrategy:
@@ -119,7 +120,7 @@ class DirectionalStrategy:
         symbol = sig.symbol
         if self.params.symbols is not None and symbol not in self.params.symbols:
             return None
-        if not sig.tradeable:
+        if not sig.tradeable and not self.params.trade_ungated:
             return ctx.record("skip", "signal not tradeable (the serving model has not passed the gate)", symbol)
         if ctx.position(symbol) != 0 or ctx.open_orders(symbol):
             return ctx.record("skip", "already positioned or working in this symbol", symbol)

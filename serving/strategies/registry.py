@@ -75,6 +75,7 @@ def _directional(entry: StrategyEntry, env: StrategyEnv) -> Strategy:
         correlation_window=cfg.correlation_window,
         correlation_min_samples=cfg.correlation_min_samples,
         symbols=frozenset(entry.params["symbols"]) if "symbols" in entry.params else None,
+        trade_ungated=cfg.mode == "paper" and cfg.paper_trades_ungated_model,
     )
     return DirectionalStrategy(entry.id, cfg.trading, env.majors, params)
 

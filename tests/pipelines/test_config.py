@@ -69,6 +69,16 @@ def test_live_mode_refuses_empty_venue_keys(empty: str) -> None:
         load_settings(env)
 
 
+def test_trading_an_ungated_model_is_for_paper_only() -> None:
+    keys = {"ALPHATIDE_ENGINE__VENUE_API_KEY": "k", "ALPHATIDE_ENGINE__VENUE_API_SECRET": "s"}
+    with pytest.raises(ConfigError, match="PAPER_TRADES_UNGATED_MODEL=true is for paper mode only"):
+        load_settings({**LIVE, **keys, "ALPHATIDE_ENGINE__PAPER_TRADES_UNGATED_MODEL": "true"})
+
+    paper = load_settings({"ALPHATIDE_ENGINE__PAPER_TRADES_UNGATED_MODEL": "true"})
+
+    assert paper.engine.paper_trades_ungated_model and paper.engine.mode == "paper"
+
+
 def test_live_mode_refuses_to_start_without_an_api_key(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

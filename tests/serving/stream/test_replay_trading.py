@@ -44,7 +44,11 @@ def _home(serving_home: Settings, tmp_path: Path, shared_data: Path) -> Settings
                 "source": "replay", "replay_capture_dir": shared_data / "binance_ticks" / "spot", "replay_speed": 0.0,
             }
         ),
-        engine=settings.engine.model_copy(update={"trading": trading.model_copy(update={"exits": exits})}),
+        # The bootstrap champion of the sample is not tradeable (it has not passed the whole gate): the
+        # demo trades it on paper through the operator's explicit override, as the README shows.
+        engine=settings.engine.model_copy(
+            update={"trading": trading.model_copy(update={"exits": exits}), "paper_trades_ungated_model": True}
+        ),
         serving=settings.serving.model_copy(update={"cache_refresh_s": 3600.0}),
     )
 
