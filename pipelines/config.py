@@ -29,6 +29,7 @@ from pipelines.config_checks import check_json_variables, check_uri, mask_uri
 from pipelines.config_realtime import ServingConfig, StreamConfig
 from pipelines.errors import ConfigError
 from pipelines.realtime_config import RealtimeConfig
+from pipelines.research_config import ResearchConfig
 from pipelines.trading.config import TradingConfig
 
 __all__ = ["ServingConfig", "Settings", "StreamConfig", "load_settings", "mask_uri"]
@@ -329,6 +330,7 @@ class Settings(BaseSettings):
     stream: StreamConfig = StreamConfig()
     serving: ServingConfig = ServingConfig()
     realtime: RealtimeConfig = RealtimeConfig()  # serving tier: warm-up, norms, freshness, WS lag
+    research: ResearchConfig = ResearchConfig()  # labels, baseline, served tower, few-trades gate
     api_key: SecretStr | None = Field(
         None, description="Key for POST /kill and /resume (X-API-Key); unset = those endpoints refuse (503)."
     )

@@ -169,3 +169,13 @@ def test_the_serve_banner_masks_the_tracking_uri() -> None:
     banner = serve_banner(load_settings({"ALPHATIDE_MLFLOW_URI": "postgresql://ml:pw0rd@db:5432/mlflow"}))
 
     assert "postgresql://ml:***@db:5432/mlflow" in banner and "pw0rd" not in banner
+
+
+def test_research_settings_are_read_from_the_environment() -> None:
+    from pipelines.research_config import research_settings
+
+    settings = load_settings({"ALPHATIDE_RESEARCH__LABEL__MODE": "cost_aware"})
+
+    assert research_settings(settings).label.mode == "cost_aware"
+    with pytest.raises(ConfigError, match="RESEARCH__LABEL__MODE"):
+        load_settings({"ALPHATIDE_RESEARCH__LABEL__MODE": "ties_are_up"})
