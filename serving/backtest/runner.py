@@ -105,7 +105,8 @@ def strategy_entry(spec: BacktestSpec, markets: Mapping[str, SimMarket]) -> Stra
             raise ValueError("the hedge backtest needs a second venue: --venue NAME=DIR (the hedge leg)")
         hedge = markets[names[1]]
         params = {"primary_venue": main.venue, "primary_symbol": main.symbol, "hedge_venue": hedge.venue,
-                  "hedge_symbol": hedge.symbol, "hedge_balance_asset": "USDT", "min_edge_bps": -100.0}
+                  "hedge_symbol": hedge.symbol, "hedge_balance_asset": "USDT", "min_edge_bps": -100.0,
+                  "phases": ["100", "200", "400"]}
     elif spec.strategy == "directional":
         params = {"symbols": [main.symbol]}
     params.update(spec.params)
@@ -124,7 +125,8 @@ def build_backtest_engine(
     venues = replay.venues(starting_balances)
     brokers: dict[str, Any] = dict(venues)
     brokers[""] = SimulatedVenue("", [], starting_balances)
-    cfg = settings.engine.model_copy(update={"pause_file": home / "PAUSE"})
+    # The reconciler reads spot balances; a perp short reads as 0 there and would be zeroed (see the report).
+    cfg = settings.engine.model_copy(update={"pause_file": home / "PAUSE", "reconcile_interval_s": 3600.0})
     if phase is not None:
         kill = cfg.trading.kill
         kill = kill.model_copy(update={"deployment": kill.deployment.model_copy(update={"active_phase": phase or None})})
