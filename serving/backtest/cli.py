@@ -67,9 +67,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     signals_factory = None
     if args.strategy == "directional":
+        from pipelines.marketdata.binance_capture import binance_symbol
+        from pipelines.sim.feed import infer_market
         from serving.backtest.directional import champion_signals
 
-        signals_factory = champion_signals(settings)  # exits 2 (OperatorError) without a champion
+        files = sorted(args.capture.glob(f"{args.symbol.lower()}_*.gz"))
+        if not files:
+            raise OperatorError(f"no capture files {args.symbol.lower()}_*.gz under {args.capture}")
+        unified = binance_symbol(args.symbol, infer_market(files[0]))
+        # exits 2 (OperatorError) when no champion is registered
+        signals_factory = champion_signals(settings, args.capture, args.symbol, unified)
     try:
         result = run_backtest(settings, spec, signals_factory=signals_factory)
     except FileNotFoundError as exc:

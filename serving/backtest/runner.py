@@ -57,7 +57,7 @@ class BacktestSpec:
     start: datetime | None = None
     end: datetime | None = None
     out: Path = Path("backtest")
-    sim: SimVenueConfig = SimVenueConfig()
+    sim: SimVenueConfig = field(default_factory=SimVenueConfig)
     params: Mapping[str, Any] = field(default_factory=dict)  # the strategy entry's params (override defaults)
     starting_balances: Mapping[str, Decimal] = field(default_factory=lambda: {"USDT": Decimal(10_000)})
     bar_s: float = 1.0
@@ -129,7 +129,8 @@ def build_backtest_engine(
     cfg = settings.engine.model_copy(update={"pause_file": home / "PAUSE", "reconcile_interval_s": 3600.0})
     if phase is not None:
         kill = cfg.trading.kill
-        kill = kill.model_copy(update={"deployment": kill.deployment.model_copy(update={"active_phase": phase or None})})
+        deployment = kill.deployment.model_copy(update={"active_phase": phase or None})
+        kill = kill.model_copy(update={"deployment": deployment})
         cfg = cfg.model_copy(update={"trading": cfg.trading.model_copy(update={"kill": kill})})
     engine = build_engine(settings.model_copy(update={"engine": cfg}), clock=replay.clock,
                           store=TradingStore.sqlite_file(db), brokers=brokers, strategies=entries)
