@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import Settings
-from pipelines.domain.marketdata import CaptureEvent
+from pipelines.domain.marketdata import BookDiff, BookSnapshot, CaptureEvent, Trade
 from pipelines.errors import OperatorError
 from pipelines.marketdata.binance_capture import iter_binance_capture
 from pipelines.online_store import OnlineFeatures
@@ -60,7 +60,9 @@ class ChampionSignals:
     def __call__(self, event: BookEvent | TradeEvent) -> list[EngineEvent]:
         until_ns = int(event.ts.timestamp() * 1e6) * 1000
         while self._pending is not None and self._pending.recv_ns <= until_ns:
-            self.pipeline.on_event(self._pending.event, time.perf_counter())
+            ev = self._pending.event
+            if isinstance(ev, Trade | BookDiff | BookSnapshot):  # the kinds asked for (no bookTicker)
+                self.pipeline.on_event(ev, time.perf_counter())
             self._pending = next(self._events, None)
         out, self._sink.signals = self._sink.signals, []
         self.emitted.extend(out)

@@ -105,3 +105,26 @@ def test_directional_without_a_champion_exits_2(settings: Settings, capture: Pat
     assert code == 2
     assert "no champion model" in capsys.readouterr().err
     assert cli_backtest.COMMANDS == ("backtest",)
+
+
+@pytest.mark.slow
+def test_champion_scores_the_replayed_stream(serving_home: Settings, capture: Path, tmp_path: Path) -> None:
+    from serving.backtest.directional import ChampionSignals, champion_signals
+    from serving.backtest.runner import run_backtest
+
+    made: list[ChampionSignals] = []
+    factory = champion_signals(serving_home, capture, "BTCUSDT", "BTC/USDT")
+
+    def tracked(engine: TradingEngine) -> ChampionSignals:
+        made.append(factory(engine))
+        return made[0]
+
+    spec = BacktestSpec("directional", capture, out=tmp_path / "out", progress=False, phase=3)
+    result = run_backtest(serving_home, spec, signals_factory=tracked)
+
+    emitted = made[0].emitted
+    assert emitted, "the stream pipeline scored nothing on the capture"
+    assert {s.symbol for s in emitted} == {"BTC/USDT"}
+    assert all(0.0 <= s.p_up <= 1.0 for s in emitted)
+    assert made[0].pipeline.events > 0
+    assert result.engine.risk.signals["BTC/USDT"] == emitted[-1]
