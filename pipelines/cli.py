@@ -15,6 +15,7 @@ from pipelines import cli_marketdata, cli_models, cli_window
 from pipelines.config import Settings, check_live_start, load_settings, mask_uri
 from pipelines.errors import AlphatideError
 from pipelines.trading.market_making import cli as cli_mm
+from serving.backtest import cli as cli_backtest
 
 log = logging.getLogger("alphatide")
 
@@ -97,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli_models.register(sub)
     cli_mm.register(sub)
     cli_window.register(sub)
+    cli_backtest.register(sub)
     args = parser.parse_args(argv)
     # MLflow's per-file download bars drown the chain's own output; the chain's children inherit this.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -124,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_mm.run(args, settings)
         elif args.command in cli_window.COMMANDS:
             return cli_window.run(args, settings)
+        elif args.command in cli_backtest.COMMANDS:
+            return cli_backtest.run(args, settings)
     except AlphatideError as exc:
         print(f"alphatide: {exc}", file=sys.stderr)
         return 2

@@ -167,7 +167,8 @@ def build_engine(
     venues: dict[str, Broker] = dict(brokers or {})
     if broker is not None or "" not in venues:
         venues[""] = broker if broker is not None else build_broker(settings, clock)
-    built, allocations, kinds = build_strategies(settings, strategies)
+    entries = tuple(strategies) if strategies is not None else load_extras().strategies
+    built, allocations, kinds = build_strategies(settings, entries)
     return TradingEngine(
         cfg,
         venues,
@@ -179,6 +180,7 @@ def build_engine(
         strategies=built,
         allocations=allocations,
         kinds=kinds,
+        default_venues={e.id: e.venue for e in entries},
     )
 
 

@@ -13,7 +13,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from pipelines.errors import RetryableError
 from pipelines.trading.instruments import MarketInfo
+from serving.engine.broker import BrokerError
 from serving.engine.events import BookEvent
 from serving.engine.strategy import OpenOrderView, OrderIntent, PortfolioView, RiskLimits, SubmitResult
 
@@ -74,6 +76,17 @@ class EngineContext:
 
     def cancel(self, order_id: str, reason: str = "") -> None:
         self._engine.cancel_intent(self._id, order_id, reason or "cancelled by the strategy")
+
+    def available_balance(self, venue: str, asset: str) -> Decimal | None:
+        """`asset` free on `venue`'s broker (its `balances()`); None when the venue or asset is unknown."""
+        ex = self._engine.executions.get(self._v(venue))
+        if ex is None:
+            return None
+        try:
+            value = ex.broker.balances().get(asset)
+        except (BrokerError, RetryableError):  # advisory: the strategy sizes without it
+            return None
+        return Decimal(str(value)) if value is not None and not isinstance(value, Decimal) else value
 
     def entries_allowed(self, symbol: str | None = None) -> tuple[bool, str]:
         limits = self.risk_limits(symbol)

@@ -71,6 +71,7 @@ class TradingEngine:
         strategies: Iterable[Strategy] = (),
         allocations: Mapping[str, Decimal | None] | None = None,
         kinds: Mapping[str, str] | None = None,
+        default_venues: Mapping[str, str] | None = None,
     ) -> None:
         self.cfg, self.trading = cfg, cfg.trading
         self.quote, self.majors, self.pause_file, self.clock = quote, frozenset(majors), pause_file, clock
@@ -91,7 +92,8 @@ class TradingEngine:
         self.reconciler = Reconciler(
             self.portfolio, self.persistence, quote, self.default_strategy, self.is_major, self.alert
         )
-        self.contexts = {sid: EngineContext(self, sid) for sid in self.strategies}
+        venue_of = dict(default_venues or {})
+        self.contexts = {sid: EngineContext(self, sid, venue_of.get(sid, "")) for sid in self.strategies}
         self.counters = Counters(self)
         self.decisions: deque[Decision] = deque(maxlen=200)
         self.action_listeners: list[Callable[[Action, str], None]] = []

@@ -54,7 +54,9 @@ def book_fill(engine: TradingEngine, tracked: TrackedOrder, fill: Fill, now: dat
         fill,
         is_major=engine.is_major(symbol),
         lot=lot,
-        reduce_only=tracked.purpose == "exit",
+        # On a derivative (ccxt "BASE/QUOTE:SETTLE") an exit with no position opens one: the hedge leg of a
+        # two-venue hedge is an exit of the strategy's exposure but a new short/long on its venue.
+        reduce_only=tracked.purpose == "exit" and ":" not in symbol,
         reason=tracked.tag or tracked.purpose,
     )
     store, trip = engine.store, result.round_trip

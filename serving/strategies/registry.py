@@ -16,12 +16,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pipelines.config import EngineConfig
 from serving.engine.config import StrategyEntry
 from serving.engine.strategy import Strategy
 
-# Modules that register a kind when imported (the directional one is built in below).
+# Modules that register a kind when imported (the built-in kinds are registered below).
 _BUILTIN_MODULES: tuple[str, ...] = ()
 
 
@@ -81,3 +82,41 @@ def _directional(entry: StrategyEntry, env: StrategyEnv) -> Strategy:
 
 
 register("directional", _directional)
+
+
+def _params_with_venue(entry: StrategyEntry, key: str = "venue") -> dict[str, Any]:
+    """The entry's params; the entry's `venue` fills the config's venue field when params leave it out."""
+    params = dict(entry.params)
+    if entry.venue and key not in params:
+        params[key] = entry.venue
+    return params
+
+
+def _market_making(entry: StrategyEntry, env: StrategyEnv) -> Strategy:
+    from serving.strategies.market_making import build_market_making
+
+    return build_market_making(entry.id, _params_with_venue(entry))
+
+
+def _hedge(entry: StrategyEntry, env: StrategyEnv) -> Strategy:
+    from serving.strategies.hedge import build_hedge
+
+    return build_hedge(entry.id, _params_with_venue(entry, "primary_venue"))
+
+
+def _window(entry: StrategyEntry, env: StrategyEnv) -> Strategy:
+    from serving.strategies.window import build_window_directional
+
+    return build_window_directional(entry.id, dict(entry.params))
+
+
+def _window_mm(entry: StrategyEntry, env: StrategyEnv) -> Strategy:
+    from serving.strategies.window_mm import build_window_mm
+
+    return build_window_mm(entry.id, dict(entry.params))
+
+
+register("market_making", _market_making)
+register("hedge", _hedge)
+register("window", _window)
+register("window_mm", _window_mm)
