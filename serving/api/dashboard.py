@@ -107,9 +107,7 @@ def dashboard_router() -> APIRouter:
             unrealized,
             sorted(((t.closed_at, t.net_pnl, t.strategy_id) for t in trades), key=lambda t: t[0]),
         )
-        return EquityOut(
-            points=points, max_drawdown=min(p.drawdown for p in points), peak_equity=status.peak_equity
-        )
+        return EquityOut(points=points, max_drawdown=min(p.drawdown for p in points), peak_equity=status.peak_equity)
 
     @router.get("/trading/fills", response_model=list[FillOut], responses={503: {}})
     def fills(

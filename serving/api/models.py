@@ -136,16 +136,20 @@ def history(registry: ChampionSource) -> list[VersionOut]:
     if hasattr(registry, "client") and hasattr(registry, "model_name"):
         return _sdk_history(registry)
     champion = registry.champion()  # any other source: only what it can say
-    return [
-        VersionOut(
-            version=champion.version,
-            aliases=[CHAMPION],
-            created_at=None,
-            tradeable=champion.tradeable,
-            promotion="",
-            run_id=champion.run_id,
-        )
-    ] if champion is not None else []
+    return (
+        [
+            VersionOut(
+                version=champion.version,
+                aliases=[CHAMPION],
+                created_at=None,
+                tradeable=champion.tradeable,
+                promotion="",
+                run_id=champion.run_id,
+            )
+        ]
+        if champion is not None
+        else []
+    )
 
 
 def models_router(deps: ServingDeps) -> APIRouter:

@@ -70,9 +70,9 @@ function renderEquity(e) {
   const pts = e.points.map(p => [Date.parse(p.ts), Number(p.equity)]);
   const dd = e.points.map(p => [Date.parse(p.ts), 100 * p.drawdown]);
   const w = canvas.width - 70, top = { x: 60, y: 8, w, h: 120 }, bottom = { x: 60, y: 150, w, h: 50 };
-  Chart.drawPanel(ctx, top, [{ points: pts, color: "#58a6ff", step: true }], { label: "equity", format: v => v.toFixed(0) });
+  Chart.drawPanel(ctx, top, [{ points: pts, color: "#58a6ff", step: true }], { label: "equity", format: v => v.toFixed(1) });
   Chart.drawPanel(ctx, bottom, [{ points: dd, color: "#f85149", fill: "rgba(248,81,73,.25)", step: true }],
-    { label: "drawdown %", yMax: 0, format: v => v.toFixed(1) });
+    { label: "drawdown %", yMax: 0, format: v => v.toFixed(2) });
   $("equity-summary").textContent =
     `${e.points.length} points; max drawdown ${(100 * e.max_drawdown).toFixed(2)} %; engine peak ${fmt(e.peak_equity)}`;
 }

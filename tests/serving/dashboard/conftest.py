@@ -38,7 +38,7 @@ def private_home(serving_home: Settings, tmp_path: Path) -> Settings:
 def record_round_trips(app: FastAPI, pnls: list[str]) -> None:
     """Closed round trips in the engine's store (what the equity curve is rebuilt from)."""
     engine = app.state.trading_engine
-    start = datetime(2026, 1, 1, tzinfo=UTC)
+    start = datetime.now(UTC) - timedelta(minutes=10 * len(pnls) + 5)
     for i, pnl in enumerate(pnls):
         engine.store.record_closed_trade(
             ClosedTrade(

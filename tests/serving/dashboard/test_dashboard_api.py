@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.api.dashboard import equity_curve
 from pipelines.registry import MlflowRegistry, SqliteRegistryReader
+from serving.api.dashboard import equity_curve
 from serving.api.models import history, sqlite_history
 from tests.serving.dashboard.conftest import Served, record_round_trips
 
@@ -49,7 +49,7 @@ def test_dashboard_page_assets_equity_fills_and_models_are_served(served: Served
         champion = client.get("/models/champion").json()
         history = client.get("/models/history").json()
 
-    assert page.status_code == 200 and "<canvas id=\"pup-chart\"" in page.text
+    assert page.status_code == 200 and '<canvas id="pup-chart"' in page.text
     assert "http" not in page.text.replace("http-equiv", "")  # no asset from elsewhere
     assert all(a.status_code == 200 and len(a.content) > 100 for a in assets)
     steps = [Decimal(p["equity"]) for p in equity["points"]]
