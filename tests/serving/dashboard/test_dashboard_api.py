@@ -8,9 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from pipelines.registry import MlflowRegistry, SqliteRegistryReader
-from serving.api.dashboard import equity_curve
+from serving.api.dashboard import dashboard_router, equity_curve
 from serving.api.models import history, sqlite_history
 from tests.serving.dashboard.conftest import Served, record_round_trips
 
@@ -81,3 +83,14 @@ def test_the_sdk_free_history_matches_what_mlflow_s_client_reports(served: Serve
 
     assert isinstance(served.app.state.deps.registry, SqliteRegistryReader)
     assert from_tables == from_sdk and len(from_tables) >= 1
+
+
+def test_without_an_engine_the_trading_endpoints_say_why_with_503() -> None:
+    app = FastAPI()
+    app.include_router(dashboard_router())
+    app.state.trading_engine = None
+    client = TestClient(app)
+
+    for path in ("/trading/equity", "/trading/fills"):
+        response = client.get(path)
+        assert response.status_code == 503 and "not running" in response.json()["detail"]

@@ -131,3 +131,19 @@ def test_docs_render_offline(served: Served, browser: Any) -> None:
     page.screenshot(path=str(ARTIFACTS / "docs.png"))
     assert log.foreign() == [] and len(log.urls) >= 3
     assert log.errors == []
+
+
+def test_a_wrong_key_is_refused_and_said_so_on_the_page(served: Served, browser: Any) -> None:
+    page = browser.new_page()
+    log = PageLog(page)
+    page.goto(f"{served.url}/dashboard")
+    page.wait_for_selector("#kill[data-state=running]", timeout=20_000)
+
+    page.fill("#api-key", KEY + "-wrong")
+    page.click("#kill")
+    page.wait_for_selector("#control-msg.bad", timeout=10_000)
+
+    assert "401" in page.inner_text("#control-msg") and "X-API-Key" in page.inner_text("#control-msg")
+    assert served.app.state.trading_engine.manual_kill is False
+    assert page.get_attribute("#kill", "data-state") == "running"
+    assert all("401" in e for e in log.errors)  # only the browser's own note of the refused request
