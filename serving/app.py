@@ -3,7 +3,9 @@
 HTTP: `GET /signal`, `GET /hot` (`serving.api.signal`), `GET /health` (`serving.api.health`),
 `GET /metrics` (`serving.api.metrics`), `GET /ws/signals/schema` and WebSocket `/ws/signals`
 (`serving.api.ws`, message schemas in `serving.messages`), and the trading router (`serving.api.trading`:
-`/positions`, `/orders`, `/trading/status`, `/kill`, `/resume`).
+`/positions`, `/orders`, `/trading/status`, `/kill`, `/resume`), `/models/champion` and `/models/history`
+(`serving.api.models`), the web dashboard at `/dashboard` with `/trading/equity` and `/trading/fills`, and
+`/docs` served offline (`serving.api.dashboard`).
 
 `create_app(settings)` wires the MLflow registry (read without the SDK when embedded,
 `pipelines.registry.serving_registry`), Feast's online store (read and written directly,
@@ -26,8 +28,10 @@ from pipelines.lake import Lake
 from pipelines.online_store import open_online_store
 from pipelines.registry import ChampionSource, serving_registry
 from serving import request_errors
+from serving.api.dashboard import install_dashboard
 from serving.api.health import Health, health_router
 from serving.api.metrics import metrics_router
+from serving.api.models import models_router
 from serving.api.signal import hot_router, signal_router
 from serving.api.trading import trading_router
 from serving.api.ws import ws_router
@@ -77,6 +81,8 @@ def create_app(
         version="0.1.0",
         description="Signals from the champion model on the newest features of the tradable universe.",
         lifespan=serving_lifespan(deps),
+        docs_url=None,  # served offline by install_dashboard (no CDN)
+        redoc_url=None,
     )
     app.state.stream = None
     app.state.hub, app.state.cache, app.state.scorer, app.state.deps = deps.hub, deps.latest, deps.scorer, deps
@@ -86,6 +92,8 @@ def create_app(
     app.include_router(metrics_router())
     app.include_router(ws_router(deps))
     app.include_router(trading_router(settings.api_key))  # /positions, /orders, /kill, /resume
+    app.include_router(models_router(deps))  # /models/champion, /models/history
+    install_dashboard(app)  # /dashboard, /trading/equity, /trading/fills, offline /docs and /redoc
     app.add_middleware(ApiKeyGuard, api_key=settings.api_key)  # authenticate before any body is parsed
     request_errors.install(app)  # a 422 for any invalid input (NaN included), never a 500
     return app
