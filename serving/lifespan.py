@@ -25,6 +25,7 @@ from serving.deps import ServingDeps
 from serving.engine.config import load_extras
 from serving.health import HealthMonitor, HealthTee, StreamDrift, lake_reference
 from serving.stream.runner import serving_stream
+from serving.trading_metrics import TRADING_COLLECTOR
 
 log = logging.getLogger("alphatide.serving")
 
@@ -81,9 +82,12 @@ def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncCont
             # The engine is running: start the monitor and give the stream the monitor's tee.
             monitor = app.state.health = _monitor(app, deps)
             engine = getattr(app.state, "trading_engine", None)
+            if engine is not None:
+                TRADING_COLLECTOR.bind(engine, monitor)  # /metrics reads the engine on scrape
             return HealthTee(engine, monitor) if engine is not None and monitor is not None else engine
 
         def detach() -> None:
+            TRADING_COLLECTOR.unbind()
             if app.state.health is not None:
                 app.state.health.stop()
 
