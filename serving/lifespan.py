@@ -25,6 +25,7 @@ from serving.deps import ServingDeps
 from serving.engine.config import load_extras
 from serving.engine.telegram import TelegramSender, WebSocketWatch, load_alert_settings
 from serving.health import HealthMonitor, HealthTee, StreamDrift, lake_reference
+from serving.strategy_feed import StrategyFeed
 from serving.stream.runner import serving_stream
 from serving.trading_metrics import TRADING_COLLECTOR
 
@@ -79,7 +80,7 @@ def _alerting(app: FastAPI, engine: Any) -> None:
 
 
 def _stop_alerting(app: FastAPI) -> None:
-    for name in ("ws_watch", "telegram"):
+    for name in ("strategy_feed", "ws_watch", "telegram"):
         part = getattr(app.state, name, None)
         if part is not None:
             part.stop()
@@ -103,6 +104,7 @@ def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncCont
             if engine is not None:
                 TRADING_COLLECTOR.bind(engine, monitor)  # /metrics reads the engine on scrape
                 _alerting(app, engine)
+                app.state.strategy_feed = StrategyFeed(engine, deps.hub.publish).start()  # quote/window on /ws
             return HealthTee(engine, monitor) if engine is not None and monitor is not None else engine
 
         def detach() -> None:
