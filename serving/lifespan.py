@@ -102,7 +102,7 @@ def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncCont
             monitor = app.state.health = _monitor(app, deps)
             engine = getattr(app.state, "trading_engine", None)
             if engine is not None:
-                TRADING_COLLECTOR.bind(engine, monitor)  # /metrics reads the engine on scrape
+                TRADING_COLLECTOR.bind(engine, monitor, app)  # /metrics reads the engine on scrape
                 _alerting(app, engine)
                 app.state.strategy_feed = StrategyFeed(engine, deps.hub.publish).start()  # quote/window on /ws
             return HealthTee(engine, monitor) if engine is not None and monitor is not None else engine

@@ -72,12 +72,14 @@ class TradingCollector(Collector):
     def __init__(self) -> None:
         self.engine: Any = None
         self.monitor: Any = None
+        self.app: Any = None
 
-    def bind(self, engine: Any, monitor: Any = None) -> None:
-        self.engine, self.monitor = engine, monitor
+    def bind(self, engine: Any, monitor: Any = None, app: Any = None) -> None:
+        """`app`: the FastAPI app, whose `state.stream` (when running) gives the market-data freshness."""
+        self.engine, self.monitor, self.app = engine, monitor, app
 
     def unbind(self) -> None:
-        self.engine = self.monitor = None
+        self.engine = self.monitor = self.app = None
 
     def describe(self) -> list[Any]:
         return []  # dynamic: not checked at registration
@@ -94,6 +96,8 @@ class TradingCollector(Collector):
         yield from _fill_rate()
         if monitor is not None:
             yield from _accuracy(monitor)
+        stream = getattr(getattr(self.app, "state", None), "stream", None)
+        yield from _freshness(stream.pipeline.freshness if stream is not None else None)
 
 
 def _gauge(name: str, doc: str, value: float, labels: dict[str, str] | None = None) -> GaugeMetricFamily:
@@ -224,6 +228,26 @@ def _accuracy(monitor: Any) -> Iterator[GaugeMetricFamily]:
     )
     yield _gauge("alphatide_signals_resolved", "Resolved signals in the window.", float(calibration.resolved))
     yield _gauge("alphatide_calibration_error", "Live expected calibration error.", _f(calibration.error()))
+
+
+def _freshness(freshness: Any) -> Iterator[GaugeMetricFamily]:
+    """Market data the features are computed from: age of the last trade/book update, and stale or not.
+
+    Without a stream (`stream.source=off`) both families are declared with no sample.
+    """
+    ages = GaugeMetricFamily(
+        "alphatide_market_data_age_seconds", "Seconds since the last update of a kind (trade, book).", labels=["kind"]
+    )
+    stale = GaugeMetricFamily(
+        "alphatide_market_data_stale", "1 while no trade/book arrived within the limit.", labels=[]
+    )
+    if freshness is not None:
+        for kind, age in freshness.ages_s().items():
+            if age is not None:
+                ages.add_metric([kind], age)
+        stale.add_metric([], float(freshness.problem() is not None))
+    yield ages
+    yield stale
 
 
 TRADING_COLLECTOR = TradingCollector()

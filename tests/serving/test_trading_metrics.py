@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from serving.freshness import DataFreshness
 from tests.serving.trading_app import market_venue, traded, wait_for
 
 __all__ = ["market_venue", "traded"]
@@ -78,3 +81,20 @@ def test_process_and_stream_metrics_are_on_the_same_scrape(traded) -> None:  # t
 
     assert {"process_resident_memory_bytes", "alphatide_signal_confidence_mean"} <= names
     assert "alphatide_inference_latency_seconds_count" in names or "alphatide_inference_latency_seconds_sum" in names
+
+
+def test_market_data_freshness_is_exported_and_turns_stale(traded) -> None:  # type: ignore[no-untyped-def]
+    client, _ = traded
+    clock = [1000.0]
+    freshness = DataFreshness(max_age_s=10.0, clock=lambda: clock[0])
+    client.app.state.stream = SimpleNamespace(pipeline=SimpleNamespace(freshness=freshness))  # the stream's part
+    freshness.mark("trade")
+    clock[0] += 4
+
+    fresh = scrape(client)
+    clock[0] += 20
+    stale = scrape(client)
+
+    assert sample(fresh, "alphatide_market_data_age_seconds", kind="trade") == pytest.approx(4.0)
+    assert sample(fresh, "alphatide_market_data_stale") == 0
+    assert sample(stale, "alphatide_market_data_stale") == 1
