@@ -28,11 +28,11 @@ market_venue = engine_fixtures.market_venue
 STRATEGIES = [
     {"id": "directional", "kind": "directional"},
     {"id": "mm-eth", "kind": "market_making", "allocation": "1000", "params": {"symbol": "ETH/USDT"}},
-    {"id": "window-btc", "kind": "window_directional", "allocation": "100", "params": {"venue": ""}},
+    {"id": "window-btc", "kind": "window", "allocation": "100", "params": {"venue": ""}},
 ]
 KINDS = {
     "market_making": lambda e, env: build_market_making(e.id, e.params),
-    "window_directional": lambda e, env: build_window_directional(e.id, e.params),
+    "window": lambda e, env: build_window_directional(e.id, e.params),
 }
 
 
