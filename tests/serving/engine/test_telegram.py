@@ -162,3 +162,11 @@ def test_the_serving_app_sends_a_kill_to_telegram(
             assert client.post("/kill", headers={API_KEY_HEADER: "k3y"}).status_code == 200
             wait_for(lambda: len(bot.messages) >= 1)
     assert bot.messages[0]["chat_id"] == "7" and "manual_kill" in bot.messages[0]["text"]
+
+
+def test_the_main_settings_accept_the_telegram_and_alerts_variables(tmp_path: Path) -> None:
+    env = {"ALPHATIDE_TELEGRAM__CHAT_ID": "7", "ALPHATIDE_ALERTS__WEBSOCKET_DOWN_AFTER_S": "30"}
+
+    settings = load_settings(env, home=tmp_path)  # an unknown ALPHATIDE_* variable would raise ConfigError
+
+    assert settings.home == tmp_path
