@@ -403,8 +403,13 @@ class Settings(BaseSettings):
         return PROJECT_ROOT / "dags"
 
 
+# Sections other frozen settings models read with the same prefix (serving.engine.config.EngineExtras,
+# serving.engine.telegram.AlertSettings): known variables, not typos.
+OTHER_SECTIONS = frozenset({"STRATEGIES", "HEALTH", "AIRFLOW", "TELEGRAM", "ALERTS"})
+
+
 def _unknown_variables(environ: dict[str, str]) -> list[str]:
-    known = {name.upper() for name in Settings.model_fields}
+    known = {name.upper() for name in Settings.model_fields} | OTHER_SECTIONS
     unknown = []
     for key in environ:
         upper = key.upper()

@@ -133,6 +133,13 @@ class LiveCalibration:
     def resolved(self) -> int:
         return len(self._resolved)
 
+    def accuracy(self) -> float | None:
+        """Share of resolved signals whose direction (p_up > 0.5) came true (None before any resolved)."""
+        with self._lock:
+            if not self._resolved:
+                return None
+            return sum(int(p > 0.5) == y for p, y in self._resolved) / len(self._resolved)
+
     def error(self) -> float | None:
         with self._lock:
             if len(self._resolved) < self.cfg.calibration_min_resolved:

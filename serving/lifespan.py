@@ -23,8 +23,11 @@ from fastapi.concurrency import run_in_threadpool
 from pipelines.lake import Lake
 from serving.deps import ServingDeps
 from serving.engine.config import load_extras
+from serving.engine.telegram import TelegramSender, WebSocketWatch, load_alert_settings
 from serving.health import HealthMonitor, HealthTee, StreamDrift, lake_reference
+from serving.strategy_feed import StrategyFeed
 from serving.stream.runner import serving_stream
+from serving.trading_metrics import TRADING_COLLECTOR
 
 log = logging.getLogger("alphatide.serving")
 
@@ -67,6 +70,23 @@ def _attach_drift(monitor: HealthMonitor, deps: ServingDeps) -> None:
     monitor.drift = drift
 
 
+def _alerting(app: FastAPI, engine: Any) -> None:
+    """Telegram (when configured) as an engine alert sink, and the WebSocket-down watch (SPEC 14)."""
+    cfg = load_alert_settings()
+    app.state.telegram = TelegramSender(cfg.telegram).start() if cfg.telegram.configured else None
+    if app.state.telegram is not None:
+        engine.alert_sinks.append(app.state.telegram)
+    app.state.ws_watch = WebSocketWatch(lambda kind, msg: engine.alert(engine.now(), kind, msg), cfg.alerts).start()
+
+
+def _stop_alerting(app: FastAPI) -> None:
+    for name in ("strategy_feed", "ws_watch", "telegram"):
+        part = getattr(app.state, name, None)
+        if part is not None:
+            part.stop()
+        setattr(app.state, name, None)
+
+
 def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     settings = deps.settings
 
@@ -81,9 +101,15 @@ def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncCont
             # The engine is running: start the monitor and give the stream the monitor's tee.
             monitor = app.state.health = _monitor(app, deps)
             engine = getattr(app.state, "trading_engine", None)
+            if engine is not None:
+                TRADING_COLLECTOR.bind(engine, monitor, app)  # /metrics reads the engine on scrape
+                _alerting(app, engine)
+                app.state.strategy_feed = StrategyFeed(engine, deps.hub.publish).start()  # quote/window on /ws
             return HealthTee(engine, monitor) if engine is not None and monitor is not None else engine
 
         def detach() -> None:
+            TRADING_COLLECTOR.unbind()
+            _stop_alerting(app)
             if app.state.health is not None:
                 app.state.health.stop()
 

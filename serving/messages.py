@@ -9,6 +9,10 @@ follows (one schema per type, `WsMessage` is their union, published in the OpenA
   `stream.signal_interval_s` of exchange time per symbol in between.
 - ``hot``: the hot-score ranking (`HotMessage`) each time it is recomputed (every minute).
 - ``status``: a market-data source connected or lost its connection (`StatusMessage`).
+- ``quote``: a market maker's quotes changed (`QuoteMessage`: bid, ask, sizes, inventory, reservation
+  price, spread), published by `serving.strategy_feed.StrategyFeed` from the engine's strategies.
+- ``window``: a window-market strategy received a new window signal (`WindowMessage`: the window, its
+  probability, seconds left, the strategy's position and PnL today), from the same feed.
 
 A client that does not keep up (its queue of `serving.ws_queue_size` messages fills, or one send blocks
 longer than `serving.ws_send_timeout_s`) is disconnected with close code 1008; it is never waited for.
@@ -82,7 +86,40 @@ class StatusMessage(BaseModel):
     at: datetime
 
 
+class QuoteMessage(BaseModel):
+    type: Literal["quote"] = "quote"
+    strategy_id: str
+    symbol: str
+    bid: str | None = Field(description="Live bid quote price (decimal string), None when not quoting")
+    bid_size: str | None
+    ask: str | None
+    ask_size: str | None
+    inventory_clips: float | None = Field(description="Inventory q, in clips of the quote size")
+    reservation_price: float | None
+    spread: float | None
+    quoting: bool
+    pulled_reason: str | None = Field(None, description="Why quotes are pulled, when they are")
+    at: datetime
+
+
+class WindowMessage(BaseModel):
+    type: Literal["window"] = "window"
+    strategy_id: str
+    symbol: str = Field(description="The window signal's symbol, e.g. btc-updown-5m")
+    window_start: datetime
+    window_s: int
+    seconds_left: float
+    p_up: float = Field(description="P(the window closes >= its open)")
+    tradeable: bool
+    position_cost: str | None = Field(description="Cost of this window's position (decimal string), None = flat")
+    position_shares: dict[str, str] = Field(default_factory=dict, description="Outcome -> shares held")
+    pnl_today: str | None
+    signal_time: datetime
+    published_at: datetime
+
+
 WsMessage = Annotated[
-    HelloMessage | SignalMessage | HotMessage | StatusMessage, Field(discriminator="type")
+    HelloMessage | SignalMessage | HotMessage | StatusMessage | QuoteMessage | WindowMessage,
+    Field(discriminator="type"),
 ]
-MESSAGE_TYPES = ["hello", "signal", "hot", "status"]
+MESSAGE_TYPES = ["hello", "signal", "hot", "status", "quote", "window"]

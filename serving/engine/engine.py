@@ -37,7 +37,7 @@ from pipelines.trading.killswitch import Action, RiskVerdict
 from pipelines.trading.orders import BookTop, ClientOrderIdFactory, Fill, VenueEvent
 from pipelines.trading.paper import Trade
 from serving.engine import routing
-from serving.engine.alerts import post_alert_async
+from serving.engine.alerts import AlertSink, dispatch, post_alert_async
 from serving.engine.broker import Broker, BrokerError, base_quote
 from serving.engine.context import EngineContext
 from serving.engine.counters import Counters
@@ -97,6 +97,7 @@ class TradingEngine:
         self.counters = Counters(self)
         self.decisions: deque[Decision] = deque(maxlen=200)
         self.action_listeners: list[Callable[[Action, str], None]] = []
+        self.alert_sinks: list[AlertSink] = []  # e.g. Telegram (serving.engine.telegram); never blocking
         self.last_reconcile: datetime | None = None
         self._last_sweep: datetime | None = None
         self._verdict_at: datetime | None = None
@@ -443,6 +444,7 @@ class TradingEngine:
         self.persistence.alert(now, kind, message)
         if self.cfg.alert_webhook_url is not None:
             post_alert_async(self.cfg.alert_webhook_url.get_secret_value(), now, kind, message, self.broker.name)
+        dispatch(self.alert_sinks, now, kind, message, self.broker.name)
 
     def status(self) -> EngineStatus:
         with self._lock:

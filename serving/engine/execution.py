@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,6 +49,7 @@ from serving.engine.broker import Broker, BrokerError
 from serving.engine.persistence.schema import StoredOrder, StoreError
 from serving.engine.persistence.state import Persistence, TrackedOrder
 from serving.engine.strategy import ExecutionStyle, OpenOrderView, OrderIntent, TimeInForce
+from serving.trading_metrics import ORDER_LATENCY, record_fill, record_order
 
 log = logging.getLogger("alphatide.engine.execution")
 
@@ -244,8 +246,11 @@ class Execution:
         if not self.persistence.save_order(tracked, now):
             order.reject(now, "not sent: the store could not record it")
             return
+        record_order(tracked.strategy_id, order.side.value, "submitted")
+        started = time.perf_counter()
         try:
             events = self.broker.place(order, now)
+            ORDER_LATENCY.labels(self.broker.name).observe(time.perf_counter() - started)
         except BrokerError as exc:
             self.hooks.record(tracked.strategy_id, now, order.symbol, "place_failed", str(exc))
             events = []
@@ -285,7 +290,7 @@ class Execution:
                 log.info("event for an order we do not track: %s", event)
                 continue
             order = tracked.order
-            filled_before = order.filled
+            filled_before, state_before = order.filled, order.state
             try:
                 apply_event(order, event)
             except (IllegalTransitionError, FillError) as exc:
@@ -298,7 +303,17 @@ class Execution:
                         self.hooks.on_fill(tracked, event.fill, now)
             except StoreError as exc:
                 self.persistence.error(now, exc)
+            self._count(tracked, order.filled > filled_before, order.state is not state_before)
             self.hooks.on_update(tracked, event, now)
+
+    @staticmethod
+    def _count(tracked: TrackedOrder, filled: bool, changed: bool) -> None:
+        """Prometheus counters (serving.trading_metrics): a fill, and the order's new state."""
+        order = tracked.order
+        if filled:
+            record_fill(tracked.strategy_id, order.side.value)
+        if changed:
+            record_order(tracked.strategy_id, order.side.value, order.state.value)
 
     # ---- bulk cancels -------------------------------------------------------------------------
     def cancel_entries(self, now: datetime, reason: str, strategy_id: str | None = None) -> int:
