@@ -46,6 +46,12 @@ def airflow_environment(
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            # A DAG file imports the stage functions (polars, MLflow, Feast): on a loaded 2-core machine that
+            # took over Airflow's default 30 s and the DAG silently vanished from the chain.
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": env.get("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "180"),
+            "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": env.get(
+                "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT", "240"
+            ),
             "AIRFLOW__API__PORT": env.get("AIRFLOW__API__PORT", "8080"),
             "AIRFLOW__API__HOST": env.get("AIRFLOW__API__HOST", "127.0.0.1"),
             # Task processes report to the API server's execution API: follow a non-default port.
