@@ -143,7 +143,9 @@ def build_strategies(
     from serving.strategies.registry import StrategyEnv, build_strategy
 
     entries = tuple(entries) if entries is not None else load_extras().strategies
-    env = StrategyEnv(settings.engine, frozenset(settings.universe.majors), settings.universe.quote)
+    env = StrategyEnv(
+        settings.engine, frozenset(settings.universe.majors), settings.universe.quote, lake_dir=settings.lake_dir
+    )
     strategies = [build_strategy(entry, env) for entry in entries]
     return strategies, {e.id: e.allocation for e in entries}, {e.id: e.kind for e in entries}
 

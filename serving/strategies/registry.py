@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pipelines.config import EngineConfig
@@ -31,6 +32,7 @@ class StrategyEnv:
     engine: EngineConfig
     majors: frozenset[str]
     quote: str
+    lake_dir: Path | None = None  # where the nightly tasks leave what strategies read (mm_params.json)
 
 
 StrategyFactory = Callable[[StrategyEntry, StrategyEnv], Strategy]
@@ -95,7 +97,13 @@ def _params_with_venue(entry: StrategyEntry, key: str = "venue") -> dict[str, An
 def _market_making(entry: StrategyEntry, env: StrategyEnv) -> Strategy:
     from serving.strategies.market_making import build_market_making
 
-    return build_market_making(entry.id, _params_with_venue(entry))
+    params = _params_with_venue(entry)
+    if "params_path" not in params and env.lake_dir is not None:
+        # The nightly chain's fitted (A, k, sigma) per symbol are the priors the live estimators start from.
+        from pipelines.trading.market_making.calibration import mm_params_path
+
+        params["params_path"] = mm_params_path(env.lake_dir)
+    return build_market_making(entry.id, params)
 
 
 def _hedge(entry: StrategyEntry, env: StrategyEnv) -> Strategy:

@@ -84,3 +84,16 @@ def test_directional_and_market_making_share_an_engine(settings: Settings, share
     assert engine.contexts["mm"].available_balance("binanceusdm", "USDT") == venues["binanceusdm"].balances()["USDT"]
     assert engine.contexts["dir"].available_balance("nowhere", "USDT") is None
     engine.shutdown()
+
+
+def test_the_serving_market_maker_reads_the_nightly_table(settings: Settings) -> None:
+    from pipelines.trading.market_making.calibration import mm_params_path
+
+    env = StrategyEnv(
+        settings.engine, frozenset(settings.universe.majors), settings.universe.quote, lake_dir=settings.lake_dir
+    )
+
+    mm = build_strategy(StrategyEntry(id="mm", kind="market_making", params={"symbol": "BTC/USDT"}), env)
+
+    assert isinstance(mm, MarketMakingStrategy)
+    assert mm.cfg.params_path == mm_params_path(settings.lake_dir)  # what `mm_params` (features DAG) writes
