@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from catboost import CatBoostClassifier, Pool
+from catboost import CatBoostClassifier
 
 from pipelines.backtest import BacktestResult, run_backtest
 from pipelines.baseline import BaselineReport, cost_variants, model_and_baselines
@@ -28,6 +28,7 @@ from pipelines.modeling.calibration import CalibratedClassifier
 from pipelines.modeling.folds import (
     FoldContext,
     FoldResult,
+    default_params,
     feature_matrix,
     fit_catboost,
     fit_fused_fold,
@@ -168,20 +169,9 @@ def train_direction_model(
     train = time_stratified_sample(labeled(train, label), config.max_train_rows, seed=config.seed)
     if train.is_empty() or test.is_empty():
         raise ValueError("empty train or test split: not enough history")
-    model = CatBoostClassifier(
-        iterations=config.iterations,
-        learning_rate=config.learning_rate,
-        depth=config.depth,
-        l2_leaf_reg=config.l2_leaf_reg,
-        rsm=config.rsm,
-        random_seed=config.seed,
-        loss_function="Logloss",
-        verbose=False,
-        allow_writing_files=False,
-        thread_count=thread_count,
-    )
-    model.fit(
-        Pool(feature_matrix(train, feature_columns), train[label].to_numpy(), feature_names=list(feature_columns))
+    model = fit_catboost(
+        feature_matrix(train, feature_columns), train[label].to_numpy(), feature_columns,
+        default_params(config), config, thread_count,
     )
     metrics, score = score_model(model, test, feature_columns, config.horizon_bars, timeframe)
     return TrainedModel(

@@ -94,7 +94,8 @@ def fit_catboost(
     return model
 
 
-def _default_params(config: ModelConfig) -> dict[str, Any]:
+def default_params(config: ModelConfig) -> dict[str, Any]:
+    """The configured CatBoost parameters (what a fold fits when it is not tuned)."""
     return {
         "iterations": config.iterations,
         "learning_rate": config.learning_rate,
@@ -200,7 +201,7 @@ def tune_fold_params(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     cfg = ctx.config
     if cfg.optuna_trials <= 0:
-        return _default_params(cfg), {"trials": 0}
+        return default_params(cfg), {"trials": 0}
     before = labeled(dataset.filter(pl.col("ts") < first_train_end), ctx.label)
     try:
         tuned = tune_catboost(
@@ -218,7 +219,7 @@ def tune_fold_params(
         )
     except ValueError as exc:  # too little history before the first fold for the CV folds
         notes.append(f"Optuna skipped ({exc}); using the configured CatBoost defaults")
-        return _default_params(cfg), {"trials": 0}
+        return default_params(cfg), {"trials": 0}
     return dict(tuned.best_params), {
         "trials": tuned.n_trials,
         "best_logloss": tuned.best_score,
