@@ -71,24 +71,66 @@ def market_info(exchange: Any, venue: str, symbol: str) -> MarketInfo:
     )
 
 
+# ccxt ids of derivative venues: their own market type, not spot (Binance USD-M is its own ccxt id).
+_DERIVATIVE_VENUES = frozenset({"binanceusdm"})
+
+
 def exchange_options(venue: str) -> dict[str, Any]:
-    """ccxt options for spot trading without wallet/margin endpoints (a trading key may lack them)."""
+    """ccxt options without wallet/margin endpoints (a trading key may lack them); spot unless a derivative id."""
     options: dict[str, Any] = {
-        "defaultType": "spot",
         "fetchCurrencies": False,
         "fetchMargins": False,
         "warnOnFetchOpenOrdersWithoutSymbol": False,
     }
+    if venue not in _DERIVATIVE_VENUES:
+        options["defaultType"] = "spot"
     if venue == "binance":
         options["fetchMarkets"] = {"types": ["spot"]}
     return options
 
 
 def point_at(exchange: Any, api_url: str | None) -> None:
-    """Send the exchange's public and private REST calls to `api_url` (a local fake venue in tests)."""
-    if api_url is not None:
-        base = api_url.rstrip("/")
-        exchange.urls["api"] = {**exchange.urls["api"], "public": f"{base}/api/v3", "private": f"{base}/api/v3"}
+    """Send the exchange's REST calls to `api_url` (a local fake venue in tests).
+
+    Spot: `public`/`private` -> `<api_url>/api/v3`. Binance USD-M: every `fapi*` endpoint family ->
+    `<api_url>/fapi/v1|v2|v3` (the venue's own paths, on the fake's host).
+    """
+    if api_url is None:
+        return
+    base = api_url.rstrip("/")
+    urls = dict(exchange.urls["api"])
+    if exchange.id == "binanceusdm":
+        for key, url in urls.items():
+            if key.startswith("fapi") and isinstance(url, str):
+                urls[key] = f"{base}/fapi/{url.rstrip('/').rsplit('/', 1)[-1]}"
+    else:
+        urls.update({"public": f"{base}/api/v3", "private": f"{base}/api/v3"})
+    exchange.urls["api"] = urls
+
+
+def ccxt_client(
+    venue: str,
+    *,
+    api_key: SecretStr | None = None,
+    api_secret: SecretStr | None = None,
+    api_url: str | None = None,
+    timeout_s: float = 10.0,
+) -> Any:
+    """The project's one way to build a ccxt REST client: `venue` is the ccxt id (binance, binanceusdm, ...)."""
+    try:
+        exchange_class = getattr(ccxt, venue)
+    except AttributeError:
+        raise ValueError(f"unknown ccxt exchange id {venue!r}") from None
+    config: dict[str, Any] = {
+        "enableRateLimit": True,
+        "timeout": int(timeout_s * 1000),
+        "options": exchange_options(venue),
+    }
+    if api_key is not None and api_secret is not None:
+        config.update(apiKey=api_key.get_secret_value(), secret=api_secret.get_secret_value())
+    exchange = exchange_class(config)
+    point_at(exchange, api_url)
+    return exchange
 
 
 class CcxtMarkets:
@@ -98,15 +140,8 @@ class CcxtMarkets:
     """
 
     def __init__(self, venue: str, api_url: str | None = None, timeout_s: float = 10.0) -> None:
-        try:
-            exchange_class = getattr(ccxt, venue)
-        except AttributeError:
-            raise ValueError(f"unknown ccxt exchange id {venue!r}") from None
         self.venue = venue
-        self.exchange = exchange_class(
-            {"enableRateLimit": True, "timeout": int(timeout_s * 1000), "options": exchange_options(venue)}
-        )
-        point_at(self.exchange, api_url)
+        self.exchange = ccxt_client(venue, api_url=api_url, timeout_s=timeout_s)
         self._cache: dict[str, MarketInfo] = {}
         self._retry_at = 0.0
         self._cooldown_s = 5.0
@@ -149,20 +184,9 @@ class LiveBroker:
         sleep: Callable[[float], None] = time.sleep,
         timeout_s: float = 10.0,
     ) -> None:
-        try:
-            exchange_class = getattr(ccxt, venue)
-        except AttributeError:
-            raise ValueError(f"unknown ccxt exchange id {venue!r}") from None
-        self.exchange = exchange_class(
-            {
-                "apiKey": api_key.get_secret_value(),
-                "secret": api_secret.get_secret_value(),
-                "enableRateLimit": True,
-                "timeout": int(timeout_s * 1000),
-                "options": exchange_options(venue),
-            }
+        self.exchange = ccxt_client(
+            venue, api_key=api_key, api_secret=api_secret, api_url=api_url, timeout_s=timeout_s
         )
-        point_at(self.exchange, api_url)
         self.name = f"live:{venue}"
         self.venue = venue
         self._cfg = order_cfg
@@ -283,12 +307,7 @@ class LiveBroker:
             raw = raws.get(order.client_order_id)
             # Executions of this order by its venue id (exact, and independent of either side's clock).
             if raw is not None and _dec(raw.get("filled"), "filled") > order.filled:
-                trades = self._call(
-                    "fetch_my_trades", self.exchange.fetch_my_trades, symbol, None, None, {"orderId": raw["id"]}
-                )
-                for trade in trades:
-                    if str(trade.get("order")) == str(raw["id"]):
-                        events.append(Filled(order.client_order_id, self._fill_from_trade(order, trade)))
+                events.extend(self._order_trades(order, str(raw["id"])))
         for order in group:
             raw = raws[order.client_order_id]
             if raw is None:
@@ -299,14 +318,31 @@ class LiveBroker:
             events.extend(self._state_events(order, raw, now))
         return events
 
+    def _order_trades(self, order: Order, venue_id: str, now: datetime | None = None) -> list[VenueEvent]:
+        trades = self._call(
+            "fetch_my_trades", self.exchange.fetch_my_trades, order.symbol, None, None, {"orderId": venue_id}
+        )
+        return [
+            Filled(order.client_order_id, self._fill_from_trade(order, trade, now))
+            for trade in trades
+            if str(trade.get("order")) == venue_id
+        ]
+
     def _events_from_order(self, order: Order, raw: Mapping[str, Any], now: datetime) -> list[VenueEvent]:
         events: list[VenueEvent] = []
         venue_id = str(raw.get("id") or "")
         if venue_id and order.state is OrderState.NEW:
             events.append(Accepted(order.client_order_id, venue_id, now))
-        for trade in raw.get("trades") or []:
-            if trade.get("id") is not None:
-                events.append(Filled(order.client_order_id, self._fill_from_trade(order, trade, now)))
+        trades = [t for t in raw.get("trades") or [] if t.get("id") is not None]
+        events.extend(Filled(order.client_order_id, self._fill_from_trade(order, t, now)) for t in trades)
+        if venue_id and not trades and _dec(raw.get("filled"), "filled") > order.filled:
+            # The answer says it executed but lists no trades (USD-M order answers, cancel answers): fetch
+            # them now, before a final state ends the order and no poll would ever ask for its fills.
+            try:
+                events.extend(self._order_trades(order, venue_id, now))
+            except BrokerError:
+                if raw.get("status") in ("canceled", "expired"):
+                    return events  # keep the order live: the next poll asks for its fills and its end
         events.extend(self._state_events(order, raw, now, acked=bool(events)))
         return events
 
