@@ -312,8 +312,13 @@ class LiveBroker:
             raw = raws[order.client_order_id]
             if raw is None:
                 age = (now - order.created_at).total_seconds()
-                if order.state is OrderState.NEW and age > self._cfg.ack_timeout_seconds:
-                    events.append(Rejected(order.client_order_id, now, "never reached the venue"))
+                unknown = order.venue_order_id is None and order.filled == 0  # never acknowledged either
+                if unknown and age > self._cfg.ack_timeout_seconds:
+                    # NEW: rejected; OPEN after a refused cancel of a send whose answer was lost: the venue
+                    # has no such order, so it ends (else a zombie would hold the strategy's market).
+                    why = "never reached the venue"
+                    end = Rejected if order.state is OrderState.NEW else Cancelled
+                    events.append(end(order.client_order_id, now, why))
                 continue
             events.extend(self._state_events(order, raw, now))
         return events
