@@ -184,9 +184,7 @@ class LiveBroker:
         sleep: Callable[[float], None] = time.sleep,
         timeout_s: float = 10.0,
     ) -> None:
-        self.exchange = ccxt_client(
-            venue, api_key=api_key, api_secret=api_secret, api_url=api_url, timeout_s=timeout_s
-        )
+        self.exchange = ccxt_client(venue, api_key=api_key, api_secret=api_secret, api_url=api_url, timeout_s=timeout_s)
         self.name = f"live:{venue}"
         self.venue = venue
         self._cfg = order_cfg

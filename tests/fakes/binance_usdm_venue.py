@@ -9,9 +9,10 @@ The listenKey endpoints need only the key header, as on Binance.
 REST (the endpoints ccxt 4.5 calls): `GET /fapi/v1/time | ping | exchangeInfo | depth` (public);
 `POST|GET|DELETE /fapi/v1/order`, `GET /fapi/v1/openOrders`, `DELETE /fapi/v1/allOpenOrders`,
 `GET /fapi/v1/userTrades`, `GET /fapi/v2|v3/account`, `GET /fapi/v2|v3/balance`,
-`GET /fapi/v2|v3/positionRisk`, `GET /fapi/v1/leverageBracket` (signed); `POST|PUT|DELETE /fapi/v1/listenKey`. Orders: `timeInForce`
-GTC, IOC, GTX (post-only: refused with -5022 when it would take); an IOC that cannot match is accepted
-and EXPIRED with nothing filled, as on Binance. Insufficient margin: -2019.
+`GET /fapi/v2|v3/positionRisk`, `GET /fapi/v1/leverageBracket` (signed); `POST|PUT|DELETE
+/fapi/v1/listenKey`. Orders: `timeInForce` GTC, IOC, GTX (post-only: refused with -5022 when it would
+take); an IOC that cannot match is accepted and EXPIRED with nothing filled, as on Binance.
+Insufficient margin: -2019.
 
 User data stream: a WebSocket on `/private/ws?listenKey=<key>` (ccxt's linear private URL) or
 `/ws/<key>`; no subscription message: every order event goes to each connection holding a live
@@ -36,6 +37,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
+from pipelines.marketdata.binance_wire import usdm_symbol_info
 from tests.fakes.aio_venue import AioVenue, WsConn
 from tests.fakes.matching import Matcher, MFill, MOrder
 
@@ -44,7 +46,10 @@ TEST_USDM_SECRET = "usdm-test-secret-abcdefghij"
 TICK, STEP = Decimal("0.1"), Decimal("0.001")
 MAKER_FEE, TAKER_FEE = Decimal("0.0002"), Decimal("0.0005")
 ERRORS = {
-    "post_only_cross": (-5022, "Due to the order could not be executed as maker, the Post Only order will be rejected."),
+    "post_only_cross": (
+        -5022,
+        "Due to the order could not be executed as maker, the Post Only order will be rejected.",
+    ),
     "insufficient": (-2019, "Margin is insufficient."),
     "bad_size": (-1111, "Precision is over the maximum defined for this asset."),
     "bad_price": (-4014, "Price not increased by tick size."),
@@ -58,40 +63,6 @@ EXEC = {"accepted": "NEW", "fill": "TRADE", "canceled": "CANCELED", "expired": "
 def fmt(value: Decimal) -> str:
     text = format(value, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def usdm_symbol_info(base: str, quote: str = "USDT", min_notional: str = "5") -> dict[str, Any]:
-    """One `/fapi/v1/exchangeInfo` `symbols[]` entry of a USD-M perpetual, as Binance writes it."""
-    return {
-        "symbol": f"{base}{quote}",
-        "pair": f"{base}{quote}",
-        "contractType": "PERPETUAL",
-        "deliveryDate": 4133404800000,
-        "onboardDate": 1569398400000,
-        "status": "TRADING",
-        "baseAsset": base,
-        "quoteAsset": quote,
-        "marginAsset": quote,
-        "pricePrecision": 2,
-        "quantityPrecision": 3,
-        "baseAssetPrecision": 8,
-        "quotePrecision": 8,
-        "underlyingType": "COIN",
-        "settlePlan": 0,
-        "triggerProtect": "0.0500",
-        "liquidationFee": "0.012500",
-        "marketTakeBound": "0.05",
-        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET"],
-        "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
-        "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": "556.80", "maxPrice": "4529764", "tickSize": fmt(TICK)},
-            {"filterType": "LOT_SIZE", "minQty": fmt(STEP), "maxQty": "1000", "stepSize": fmt(STEP)},
-            {"filterType": "MARKET_LOT_SIZE", "minQty": fmt(STEP), "maxQty": "120", "stepSize": fmt(STEP)},
-            {"filterType": "MAX_NUM_ORDERS", "limit": 200},
-            {"filterType": "MIN_NOTIONAL", "notional": min_notional},
-            {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500"},
-        ],
-    }
 
 
 class FakeBinanceUsdm(AioVenue):
@@ -322,7 +293,10 @@ class FakeBinanceUsdm(AioVenue):
             "rateLimits": [],
             "exchangeFilters": [],
             "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
-            "symbols": [usdm_symbol_info(base, min_notional=self.min_notional) for base in self.markets.values()],
+            "symbols": [
+                usdm_symbol_info(base, tick_size=fmt(TICK), step_size=fmt(STEP), min_notional=self.min_notional)
+                for base in self.markets.values()
+            ],
         }
 
     def _depth(self, symbol: str) -> dict[str, Any]:

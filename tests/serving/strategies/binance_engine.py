@@ -115,7 +115,9 @@ class BinanceHedge:
         self.spot.set_book(SPOT_SYMBOL, *spot)
         self.usdm.matcher.set_book("BTCUSDT", *perp)
         for venue, symbol, (bid, ask) in ((USDM, PERP_SYMBOL, perp), (SPOT, SPOT_SYMBOL, spot)):
-            self.engine.handle(BookEvent(symbol, Decimal(bid), Decimal(ask), Decimal(5), Decimal(5), self.clock.now, venue))
+            self.engine.handle(
+                BookEvent(symbol, Decimal(bid), Decimal(ask), Decimal(5), Decimal(5), self.clock.now, venue)
+            )
 
     def advance(self, seconds: float = 0.1, steps: int = 1) -> None:
         for _ in range(steps):

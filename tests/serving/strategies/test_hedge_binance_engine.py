@@ -91,7 +91,12 @@ def test_partial_maker_fill_then_the_rest_each_fill_hedged_for_its_size(hedge: B
 def test_hedge_ioc_partially_filled_the_remainder_is_hedged_again(hedge: BinanceHedge) -> None:
     matcher = hedge.usdm.matcher
     matcher.ioc_fill_ratio = Decimal("0.5")  # the first IOC fills half, the rest expires
-    matcher.listeners.append(lambda kind, *_: kind == "fill" and setattr(matcher, "ioc_fill_ratio", Decimal(1)))
+
+    def full_after_the_first_fill(kind: str, *_: object) -> None:
+        if kind == "fill":
+            matcher.ioc_fill_ratio = Decimal(1)
+
+    matcher.listeners.append(full_after_the_first_fill)
     size = maker_filled(hedge)
     cycle_ended(hedge)
 
@@ -131,7 +136,9 @@ def test_hedge_lost_at_the_venue_times_out_and_is_sent_again(hedge: BinanceHedge
     record = filled_record(hedge)
     assert record.outcome == "clean" and record.hedge_attempts == 2 and record.net_after == 0
     assert hedge.perp_position() == -Decimal(size) and hedge.venue_net == 0  # hedged once
-    [lost_order] = [s.order for s in hedge.engine.store.load_orders() if s.order.client_order_id == lost["newClientOrderId"]]
+    [lost_order] = [
+        s.order for s in hedge.engine.store.load_orders() if s.order.client_order_id == lost["newClientOrderId"]
+    ]
     assert not lost_order.is_live  # the engine ended it too: the venue never had it
 
 
@@ -161,9 +168,7 @@ def test_maker_fill_racing_the_cancel_is_hedged_exactly_once(
     assert filled_record(hedge).outcome == "clean" and hedge.venue_net == 0
 
 
-def test_insufficient_hedge_balance_means_no_quote(
-    tmp_path: Path, spot: FakeTradingVenue
-) -> None:
+def test_insufficient_hedge_balance_means_no_quote(tmp_path: Path, spot: FakeTradingVenue) -> None:
     with FakeBinanceUsdm(cash=Decimal(2)) as poor:
         hedge = start_hedge(tmp_path / "home", spot, poor)
         hedge.books()
