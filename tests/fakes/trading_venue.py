@@ -20,7 +20,9 @@ Matching, deliberately simple and deterministic:
 Scripted faults: `rate_limit_next(n)` answers 429 to the next n signed requests, `reject_next(n)` rejects
 the next n orders, `drop_next(n)` closes the connection without an answer. `requests` records every
 request (method, path, params). State lives in this process, so an engine subprocess can be killed and
-restarted against the same venue.
+restarted against the same venue. `listeners` hear every execution report (order, execution type NEW /
+TRADE / CANCELED / EXPIRED, the trade or None), for a user data stream to format
+(`tests.fakes.binance_spot_stream`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -108,6 +111,7 @@ class FakeTradingVenue:
         self.books: dict[str, Book] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.rate_limited = self.rejects = self.drops = 0
+        self.listeners: list[Callable[[VenueOrder, str, dict[str, Any] | None], None]] = []
         self._ids = itertools.count(1000)
         self._trade_ids = itertools.count(50_000)
         self._lock = threading.RLock()
@@ -285,7 +289,12 @@ class FakeTradingVenue:
         now = int(time.time() * 1000)
         order = VenueOrder(next(self._ids), cid, vid, side, type_, tif, price, qty, now, update_ms=now)
         self.orders[order.order_id] = order
+        self._emit(order, "NEW")
         return order
+
+    def _emit(self, order: VenueOrder, execution: str, trade: dict[str, Any] | None = None) -> None:
+        for listener in list(self.listeners):
+            listener(order, execution, trade)
 
     def _lock_funds(self, order: VenueOrder) -> None:
         base, quote = self.markets[order.symbol]
@@ -339,6 +348,7 @@ class FakeTradingVenue:
                 "tradeId": trade["id"],
             }
         )
+        self._emit(order, "TRADE", trade)
 
     def _order_json(self, order: VenueOrder, *, full: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -411,6 +421,7 @@ class FakeTradingVenue:
         if tif == "IOC" and order.is_open:
             self._unlock_rest(order)
             order.status = "EXPIRED"
+            self._emit(order, "EXPIRED")
         return 200, self._order_json(order, full=True)
 
     def _find(self, p: dict[str, str]) -> VenueOrder | None:
@@ -435,6 +446,7 @@ class FakeTradingVenue:
         self._unlock_rest(order)
         order.status = "CANCELED"
         order.update_ms = int(time.time() * 1000)
+        self._emit(order, "CANCELED")
         return 200, self._order_json(order)
 
     def _open_orders(self, p: dict[str, str]) -> tuple[int, Any]:
@@ -447,6 +459,7 @@ class FakeTradingVenue:
             if order.is_open and order.symbol == p.get("symbol"):
                 self._unlock_rest(order)
                 order.status = "CANCELED"
+                self._emit(order, "CANCELED")
                 out.append(self._order_json(order))
         return 200, out
 
