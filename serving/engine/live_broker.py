@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import ccxt
@@ -52,6 +53,8 @@ from pipelines.trading.orders import (
 )
 from pipelines.trading.paper import Trade
 from serving.engine.broker import BrokerError, RequestWindow, VenueOrderView, base_quote
+from serving.engine.ccxt_factory import ccxt_client, exchange_options, point_at  # noqa: F401 (re-exported)
+from serving.engine.order_stream import OrderStream, update_fill
 
 _TRANSIENT = (ccxt.DDoSProtection, ccxt.RateLimitExceeded, ccxt.NetworkError, ccxt.ExchangeNotAvailable)
 
@@ -69,68 +72,6 @@ def market_info(exchange: Any, venue: str, symbol: str) -> MarketInfo:
         tick_table=UPBIT_KRW_TICKS_2025_07_31 if upbit_krw else None,
         min_notional_override=UPBIT_KRW_MIN_ORDER if upbit_krw else None,
     )
-
-
-# ccxt ids of derivative venues: their own market type, not spot (Binance USD-M is its own ccxt id).
-_DERIVATIVE_VENUES = frozenset({"binanceusdm"})
-
-
-def exchange_options(venue: str) -> dict[str, Any]:
-    """ccxt options without wallet/margin endpoints (a trading key may lack them); spot unless a derivative id."""
-    options: dict[str, Any] = {
-        "fetchCurrencies": False,
-        "fetchMargins": False,
-        "warnOnFetchOpenOrdersWithoutSymbol": False,
-    }
-    if venue not in _DERIVATIVE_VENUES:
-        options["defaultType"] = "spot"
-    if venue == "binance":
-        options["fetchMarkets"] = {"types": ["spot"]}
-    return options
-
-
-def point_at(exchange: Any, api_url: str | None) -> None:
-    """Send the exchange's REST calls to `api_url` (a local fake venue in tests).
-
-    Spot: `public`/`private` -> `<api_url>/api/v3`. Binance USD-M: every `fapi*` endpoint family ->
-    `<api_url>/fapi/v1|v2|v3` (the venue's own paths, on the fake's host).
-    """
-    if api_url is None:
-        return
-    base = api_url.rstrip("/")
-    urls = dict(exchange.urls["api"])
-    if exchange.id == "binanceusdm":
-        for key, url in urls.items():
-            if key.startswith("fapi") and isinstance(url, str):
-                urls[key] = f"{base}/fapi/{url.rstrip('/').rsplit('/', 1)[-1]}"
-    else:
-        urls.update({"public": f"{base}/api/v3", "private": f"{base}/api/v3"})
-    exchange.urls["api"] = urls
-
-
-def ccxt_client(
-    venue: str,
-    *,
-    api_key: SecretStr | None = None,
-    api_secret: SecretStr | None = None,
-    api_url: str | None = None,
-    timeout_s: float = 10.0,
-) -> Any:
-    """The project's one way to build a ccxt REST client: `venue` is the ccxt id (binance, binanceusdm, ...)."""
-    try:
-        exchange_class = getattr(ccxt, venue)
-    except AttributeError:
-        raise ValueError(f"unknown ccxt exchange id {venue!r}") from None
-    config: dict[str, Any] = {
-        "enableRateLimit": True,
-        "timeout": int(timeout_s * 1000),
-        "options": exchange_options(venue),
-    }
-    if api_key is not None and api_secret is not None:
-        config.update(apiKey=api_key.get_secret_value(), secret=api_secret.get_secret_value())
-    exchange = exchange_class(config)
-    point_at(exchange, api_url)
-    return exchange
 
 
 class CcxtMarkets:
@@ -183,8 +124,15 @@ class LiveBroker:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
         timeout_s: float = 10.0,
+        order_stream: bool = False,
+        ws_url: str | None = None,
     ) -> None:
         self.exchange = ccxt_client(venue, api_key=api_key, api_secret=api_secret, api_url=api_url, timeout_s=timeout_s)
+        self._stream: OrderStream | None = None
+        if order_stream:
+            make = partial(ccxt_client, venue, api_key=api_key, api_secret=api_secret, api_url=api_url, pro=True)
+            self._stream = OrderStream(partial(make, timeout_s=timeout_s, ws_url=ws_url), venue)
+        self._stream_started = False
         self.name = f"live:{venue}"
         self.venue = venue
         self._cfg = order_cfg
@@ -380,6 +328,39 @@ class LiveBroker:
         liquidity = Liquidity.MAKER if trade.get("takerOrMaker") == "maker" else Liquidity.TAKER
         return Fill(f"{self.venue}-{trade['id']}", size, price, fee, liquidity, require_utc(ts))
 
+    def stream_events(self, orders: Sequence[Order], now: datetime) -> list[VenueEvent]:
+        """Events of the order updates pushed on the venue's WebSocket since the last call (none without
+        a stream). Fills carry the REST poll's ids; an update whose fills were coalesced away (its
+        cumulative filled is ahead of what it reports) has them fetched by REST at once."""
+        if self._stream is None:
+            return []
+        if not self._stream_started:
+            self._stream_started = True
+            self._stream.start()
+        by_cid = {o.client_order_id: o for o in orders}
+        events: list[VenueEvent] = []
+        ahead: dict[str, tuple[Order, str, Decimal]] = {}
+        seen: dict[str, Decimal] = {}
+        for update in self._stream.drain():
+            order = by_cid.get(str(update.get("clientOrderId")))
+            if order is None:
+                continue
+            cid = order.client_order_id
+            fill = update_fill(self.venue, update, *base_quote(order.symbol))
+            if fill is not None:
+                events.append(Filled(cid, fill))
+                seen[cid] = seen.get(cid, Decimal(0)) + fill.size
+            cum = _dec(update.get("filled"), "filled")
+            if cum > order.filled + seen.get(cid, Decimal(0)) and update.get("id"):
+                ahead[cid] = (order, str(update["id"]), cum)
+            events.extend(self._state_events(order, update, now, acked=order.venue_order_id is not None))
+        for order, venue_id, _ in ahead.values():
+            try:
+                events[:0] = self._order_trades(order, venue_id, now)  # fills before any final state
+            except BrokerError:
+                continue  # the next sweep's poll asks again
+        return events
+
     # ---- account --------------------------------------------------------------------------------
     def open_orders(self) -> list[VenueOrderView]:
         raws = self._call("fetch_open_orders", self.exchange.fetch_open_orders)
@@ -422,4 +403,5 @@ class LiveBroker:
         pass
 
     def close(self) -> None:
-        pass
+        if self._stream is not None and self._stream_started:
+            self._stream.close()

@@ -13,12 +13,15 @@ change to `serving/engine/risk.py`). Reconciliation runs once at start (interval
 position reconciliation is the same helper's change to `serving/engine/reconcile.py`.
 
 The engine runs synchronously (`start(background=False)`, `tick()`), on a manual clock that starts at
-the wall time (the venues stamp fills with theirs); the live brokers poll the venues at every tick
-(`sweep_interval_s` 0.05 < each step).
+the wall time (the venues stamp fills with theirs). Two transports: REST only (the live brokers poll
+the venues at every tick, `sweep_interval_s` 0.05 < each step), or `stream=` the spot fake's user data
+stream: both brokers then take order updates from the venues' WebSockets (`order_stream`, drained at
+every tick) and poll REST only every 2 s, as the fallback.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +39,7 @@ from serving.engine.events import BookEvent
 from serving.engine.live_broker import CcxtMarkets, LiveBroker
 from serving.engine.store import TradingStore
 from serving.strategies.hedge import HedgeStrategy
+from tests.fakes.binance_spot_stream import BinanceSpotStream
 from tests.fakes.binance_usdm_venue import FakeBinanceUsdm
 from tests.fakes.trading_venue import TEST_API_KEY, TEST_API_SECRET, FakeTradingVenue
 from tests.serving.engine.conftest import ManualClock
@@ -61,15 +65,19 @@ def trading_config() -> TradingConfig:
     return TradingConfig(kill=kill)
 
 
-def venue_settings(home: Path, venue: str, url: str, key: str, secret: str) -> Settings:
+def venue_settings(
+    home: Path, venue: str, url: str, key: str, secret: str, ws_url: str | None = None, sweep_s: float = 0.05
+) -> Settings:
     engine = EngineConfig(
+        order_stream=ws_url is not None,
+        ws_url=ws_url,
         mode="live",
         venue=venue,
         api_url=url,
         venue_api_key=key,  # type: ignore[arg-type]
         venue_api_secret=secret,  # type: ignore[arg-type]
         trading=trading_config(),
-        sweep_interval_s=0.05,
+        sweep_interval_s=sweep_s,
         reconcile_interval_s=3600,
         backoff_s=0.01,
         request_retries=1,
@@ -78,12 +86,19 @@ def venue_settings(home: Path, venue: str, url: str, key: str, secret: str) -> S
 
 
 def live_brokers(
-    home: Path, spot: FakeTradingVenue, usdm: FakeBinanceUsdm, clock: ManualClock
+    home: Path, spot: FakeTradingVenue, usdm: FakeBinanceUsdm, clock: ManualClock, stream: BinanceSpotStream | None
 ) -> dict[str, LiveBroker]:
-    """The two venues' brokers, each built by the project's factory from its own settings."""
+    """The two venues' brokers, each built by the project's factory from its own settings; with `stream`
+    (the spot fake's user data stream) both watch their order updates on the venue's WebSocket."""
+    spot_ws, usdm_ws = (stream.ws_url, usdm.ws_url) if stream is not None else (None, None)
+    sweep = 2.0 if stream is not None else 0.05  # on the WebSocket, the REST poll is only the fallback
     built = {
-        SPOT: build_broker(venue_settings(home, SPOT, spot.base_url, TEST_API_KEY, TEST_API_SECRET), clock),
-        USDM: build_broker(venue_settings(home, USDM, usdm.base_url, usdm.api_key, usdm.api_secret), clock),
+        SPOT: build_broker(
+            venue_settings(home, SPOT, spot.base_url, TEST_API_KEY, TEST_API_SECRET, spot_ws, sweep), clock
+        ),
+        USDM: build_broker(
+            venue_settings(home, USDM, usdm.base_url, usdm.api_key, usdm.api_secret, usdm_ws, sweep), clock
+        ),
     }
     out: dict[str, LiveBroker] = {}
     for name, broker in built.items():
@@ -101,6 +116,22 @@ class BinanceHedge:
     spot: FakeTradingVenue
     usdm: FakeBinanceUsdm
     brokers: dict[str, LiveBroker]
+    stream: BinanceSpotStream | None = None
+
+    def close(self) -> None:
+        """Stop the brokers' WebSocket threads (the engine itself holds nothing else open)."""
+        for broker in self.brokers.values():
+            broker.close()
+
+    def wait_streams(self, timeout: float = 10.0) -> None:
+        """With WebSocket order updates: tick until both venues' user data streams are subscribed."""
+        if self.stream is None:
+            return
+        deadline = time.monotonic() + timeout
+        while not (self.stream.streams() and self.usdm.stream_conns()):
+            assert time.monotonic() < deadline, "the order streams never connected"
+            self.engine.tick()
+            time.sleep(0.02)
 
     @property
     def strategy(self) -> HedgeStrategy:
@@ -121,6 +152,8 @@ class BinanceHedge:
 
     def advance(self, seconds: float = 0.1, steps: int = 1) -> None:
         for _ in range(steps):
+            if self.stream is not None:
+                time.sleep(0.02)  # WebSocket pushes take real time; the manual clock would outrun them
             self.clock.advance(seconds)
             self.engine.tick()
 
@@ -171,11 +204,13 @@ def start_hedge(
     params: Mapping[str, Any] | None = None,
     *,
     clock: ManualClock | None = None,
+    stream: BinanceSpotStream | None = None,
 ) -> BinanceHedge:
     """A started engine (recovery, clean start, reconcile) running the hedge on the two live brokers."""
     clock = clock or ManualClock(datetime.now(UTC).replace(microsecond=0))
-    settings = venue_settings(home, SPOT, spot.base_url, TEST_API_KEY, TEST_API_SECRET)
-    brokers = live_brokers(home, spot, usdm, clock)
+    sweep = 2.0 if stream is not None else 0.05  # the engine's REST sweep: only the fallback on a stream
+    settings = venue_settings(home, SPOT, spot.base_url, TEST_API_KEY, TEST_API_SECRET, sweep_s=sweep)
+    brokers = live_brokers(home, spot, usdm, clock, stream)
     idle = PaperBroker(CcxtMarkets(SPOT, spot.base_url), settings.engine.trading.paper, "USDT", Decimal(0))
     entry = StrategyEntry(id="hedge", kind="hedge", venue=SPOT, params={**HEDGE_PARAMS, **(params or {})})
     engine = build_engine(
@@ -186,4 +221,6 @@ def start_hedge(
         strategies=[entry],
     )
     engine.start(background=False)
-    return BinanceHedge(engine, clock, spot, usdm, brokers)
+    hedge = BinanceHedge(engine, clock, spot, usdm, brokers, stream)
+    hedge.wait_streams()
+    return hedge

@@ -8,18 +8,20 @@ each venue and both venues' own positions at the end.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.fakes.binance_spot_stream import BinanceSpotStream
 from tests.fakes.binance_usdm_venue import FakeBinanceUsdm
 from tests.fakes.trading_venue import FakeTradingVenue
 from tests.serving.strategies.binance_engine import SPOT_SYMBOL, BinanceHedge, start_hedge
 
 pytestmark = pytest.mark.integration
+Maker = Callable[..., BinanceHedge]
 
 
 @pytest.fixture
@@ -34,9 +36,34 @@ def usdm() -> Iterator[FakeBinanceUsdm]:
         yield venue
 
 
+@pytest.fixture(params=["rest-poll", "websocket"])
+def stream(request: pytest.FixtureRequest, spot: FakeTradingVenue) -> Iterator[BinanceSpotStream | None]:
+    """Order updates by REST poll only, or on both venues' WebSockets (REST as the fallback)."""
+    if request.param == "rest-poll":
+        yield None
+        return
+    with BinanceSpotStream(spot) as s:
+        yield s
+
+
 @pytest.fixture
-def hedge(tmp_path: Path, spot: FakeTradingVenue, usdm: FakeBinanceUsdm) -> BinanceHedge:
-    h = start_hedge(tmp_path / "home", spot, usdm)
+def make(
+    tmp_path: Path, spot: FakeTradingVenue, usdm: FakeBinanceUsdm, stream: BinanceSpotStream | None
+) -> Iterator[Maker]:
+    started: list[BinanceHedge] = []
+
+    def start(params: dict[str, Any] | None = None) -> BinanceHedge:
+        started.append(start_hedge(tmp_path / "home", spot, usdm, params, stream=stream))
+        return started[-1]
+
+    yield start
+    for h in started:
+        h.close()
+
+
+@pytest.fixture
+def hedge(make: Maker) -> BinanceHedge:
+    h = make()
     h.books()
     return h
 
@@ -105,10 +132,8 @@ def test_hedge_ioc_partially_filled_the_remainder_is_hedged_again(hedge: Binance
     assert filled_record(hedge).outcome == "clean" and hedge.venue_net == 0
 
 
-def test_hedge_rejected_by_the_venue_then_the_maker_fill_is_unwound(
-    tmp_path: Path, spot: FakeTradingVenue, usdm: FakeBinanceUsdm
-) -> None:
-    hedge = start_hedge(tmp_path / "home", spot, usdm, {"max_hedge_attempts": 2})
+def test_hedge_rejected_by_the_venue_then_the_maker_fill_is_unwound(make: Maker, usdm: FakeBinanceUsdm) -> None:
+    hedge = make({"max_hedge_attempts": 2})
     hedge.books()
     usdm.matcher.reject_next = ["rejected", "rejected"]
     size = maker_filled(hedge)
@@ -152,13 +177,14 @@ def test_hedge_answer_lost_but_executed_the_rest_poll_finds_the_fill_no_second_h
     assert hedge.perp_position() == -Decimal(size) and hedge.venue_net == 0
 
 
-def test_maker_fill_racing_the_cancel_is_hedged_exactly_once(
-    tmp_path: Path, spot: FakeTradingVenue, usdm: FakeBinanceUsdm
-) -> None:
-    hedge = start_hedge(tmp_path / "home", spot, usdm, {"maker_ttl_seconds": 1})
+def test_maker_fill_racing_the_cancel_is_hedged_exactly_once(make: Maker, spot: FakeTradingVenue) -> None:
+    hedge = make({"maker_ttl_seconds": 1})
     hedge.books()
-    size = maker_filled(hedge)  # filled at the venue ...
-    spot.drop_next(2)  # ... but the poll of this tick (and its retry) is lost: the engine has not seen it
+    if hedge.stream is not None:
+        hedge.stream.drop_updates(1)  # the fill's execution report is lost ...
+    else:
+        spot.drop_next(2)  # ... or the poll of this tick (and its retry): the engine has not seen it
+    size = maker_filled(hedge)  # filled at the venue
     hedge.advance(1.1)  # the TTL cancel goes out for an order that is already filled
     cancels = [p for m, path, p in spot.requests if m == "DELETE" and path == "/api/v3/order"]
     assert len(cancels) == 1
@@ -170,7 +196,7 @@ def test_maker_fill_racing_the_cancel_is_hedged_exactly_once(
 
 def test_insufficient_hedge_balance_means_no_quote(tmp_path: Path, spot: FakeTradingVenue) -> None:
     with FakeBinanceUsdm(cash=Decimal(2)) as poor:
-        hedge = start_hedge(tmp_path / "home", spot, poor)
+        hedge = start_hedge(tmp_path / "home", spot, poor)  # REST only: no order ever reaches a venue
         hedge.books()
         hedge.advance(0.1, 3)
         hedge.books()
@@ -181,14 +207,14 @@ def test_insufficient_hedge_balance_means_no_quote(tmp_path: Path, spot: FakeTra
 
 
 def test_orders_of_an_earlier_run_are_cancelled_by_the_clean_start_before_the_first_quote(
-    tmp_path: Path, spot: FakeTradingVenue, usdm: FakeBinanceUsdm
+    make: Maker, spot: FakeTradingVenue, usdm: FakeBinanceUsdm
 ) -> None:
     old_spot = spot.place_foreign_order(SPOT_SYMBOL, "SELL", "61000.00", "0.001", "at-old-run-1")
     spot.set_balance("BTC", Decimal("0.001"))
     old_perp = usdm.matcher.place("BTCUSDT", "sell", Decimal("61000.0"), Decimal("0.001"), "gtc", True, "at-old-run-2")
     assert not isinstance(old_perp, str)
 
-    hedge = start_hedge(tmp_path / "home", spot, usdm)
+    hedge = make()
     assert spot.orders[old_spot].status == "CANCELED" and old_perp.status == "canceled"
     assert hedge.spot_posts() == []  # nothing quoted before the books
     hedge.books()
@@ -197,15 +223,13 @@ def test_orders_of_an_earlier_run_are_cancelled_by_the_clean_start_before_the_fi
     assert [o.client_order_id for o in spot.open_orders()] == [maker["newClientOrderId"]]
 
 
-def test_kill_between_the_maker_fill_and_the_hedge_the_restart_hedges_to_net_zero(
-    tmp_path: Path, spot: FakeTradingVenue, usdm: FakeBinanceUsdm
-) -> None:
-    first = start_hedge(tmp_path / "home", spot, usdm)
+def test_kill_between_the_maker_fill_and_the_hedge_the_restart_hedges_to_net_zero(make: Maker) -> None:
+    first = make()
     first.books()
     size = maker_filled(first)  # filled at the venue; the process dies before its next poll
     del first  # kill -9: no shutdown, nothing more persisted; the store on disk is all that is left
 
-    second = start_hedge(tmp_path / "home", spot, usdm)
+    second = make()
     second.books()
     second.until(lambda: any(r.recovered for r in second.records()))
 
@@ -214,3 +238,59 @@ def test_kill_between_the_maker_fill_and_the_hedge_the_restart_hedges_to_net_zer
     [recovered] = [r for r in second.records() if r.recovered]
     assert recovered.net_after == 0 and recovered.hedge.size == Decimal(size)
     assert second.spot_position() == Decimal(size) and second.venue_net == 0
+
+
+# ---- the WebSocket transport ------------------------------------------------------------------------
+@pytest.fixture
+def streamed(tmp_path: Path, spot: FakeTradingVenue, usdm: FakeBinanceUsdm) -> Iterator[BinanceHedge]:
+    with BinanceSpotStream(spot) as stream:
+        h = start_hedge(tmp_path / "home", spot, usdm, stream=stream)
+        h.books()
+        yield h
+        h.close()
+
+
+def rest_polls(hedge: BinanceHedge) -> int:
+    return sum(1 for m, path, _ in hedge.spot.requests if m == "GET" and path in ("/api/v3/order", "/api/v3/myTrades"))
+
+
+def test_the_maker_fill_arrives_on_the_websocket_and_is_hedged_before_any_rest_poll(streamed: BinanceHedge) -> None:
+    polls = rest_polls(streamed)
+    size = maker_filled(streamed)
+    streamed.until(lambda: streamed.usdm_posts(), seconds=0.01, steps=100)  # well inside the 2 s sweep
+
+    assert rest_polls(streamed) == polls  # the fill came from executionReport, not from myTrades
+    assert streamed.usdm_posts()[0]["quantity"] == size
+    cycle_ended(streamed)
+    assert filled_record(streamed).outcome == "clean" and streamed.venue_net == 0
+
+
+def test_websocket_update_lost_the_rest_poll_finds_the_fill_and_it_is_hedged_once(streamed: BinanceHedge) -> None:
+    assert streamed.stream is not None
+    streamed.stream.drop_updates(5)  # the maker's fill report never arrives
+    size = maker_filled(streamed)
+    streamed.advance(0.1, 5)
+    assert streamed.usdm_posts() == []  # nothing seen yet
+    streamed.until(lambda: streamed.usdm_posts(), steps=40)  # the 2 s REST sweep finds it
+
+    cycle_ended(streamed)
+    assert [p["quantity"] for p in streamed.usdm_posts()] == [size]
+    assert filled_record(streamed).outcome == "clean" and streamed.venue_net == 0
+
+
+def test_both_websockets_dropped_mid_cycle_the_streams_reconnect_and_the_cycle_ends_flat(
+    streamed: BinanceHedge,
+) -> None:
+    assert streamed.stream is not None
+    streamed.stream.drop_websockets()
+    streamed.usdm.drop_websockets()
+    size = maker_filled(streamed)  # while both streams are down
+    cycle_ended(streamed)
+    assert filled_record(streamed).outcome == "clean" and streamed.venue_net == 0
+
+    streamed.wait_streams()  # both reconnected (ccxt re-subscribes: a new signed subscription on spot)
+    polls = rest_polls(streamed)
+    maker_filled(streamed)  # the next cycle's maker: its fill comes on the new spot stream
+    cycle_ended(streamed, 2)
+    assert rest_polls(streamed) - polls <= 1 and streamed.venue_net == 0
+    assert streamed.perp_position() == 0 and streamed.spot_position() == 0 and Decimal(size) > 0
