@@ -143,8 +143,13 @@ class LiveBroker:
         self._loaded = False
 
     # ---- plumbing -------------------------------------------------------------------------------
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call ccxt with backoff on rate limits and network errors; count requests and errors."""
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, retry_unknown: bool = True, **kwargs: Any) -> Any:
+        """Call ccxt with backoff on rate limits and network errors; count requests and errors.
+
+        `retry_unknown=False` (a new order): only a refusal before execution (429/418) is retried; after a
+        timeout or a lost answer the order may exist, and Binance's client ids are unique only among
+        open orders, so resending an IOC that already ended could execute it twice: the poll asks instead.
+        """
         delay = self._backoff_s
         for attempt in range(self._retries + 1):
             try:
@@ -154,7 +159,8 @@ class LiveBroker:
                 raise
             except _TRANSIENT as exc:
                 self._window.record(self._clock(), False)
-                if attempt == self._retries:
+                refused = isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded))
+                if attempt == self._retries or not (retry_unknown or refused):
                     raise BrokerError(f"{self.name} {what}: {type(exc).__name__}: {exc}") from exc
                 self._sleep(delay)
                 delay *= 2
@@ -200,6 +206,7 @@ class LiveBroker:
                 to_venue_str(order.size),
                 to_venue_str(order.price),
                 params,
+                retry_unknown=False,
             )
         except ccxt.InvalidOrder as exc:
             return [Rejected(order.client_order_id, now, f"{type(exc).__name__}: {exc}")]

@@ -156,7 +156,7 @@ class FakeBinanceUsdm(AioVenue):
         if price * size < Decimal(self.min_notional) and p.get("reduceOnly") != "true":
             return 400, {"code": -4164, "msg": f"Order's notional must be no smaller than {self.min_notional}."}
         cid = p.get("newClientOrderId") or f"web_{next(self._keys)}"
-        if any(o.client_id == cid for o in self.matcher.orders.values()):
+        if any(o.client_id == cid and o.is_open for o in self.matcher.orders.values()):  # unique among open
             return 400, {"code": -4116, "msg": "ClientOrderId is duplicated."}
         result = self.matcher.place(
             symbol, p.get("side", "").lower(), price, size, "ioc" if tif in ("IOC", "FOK") else "gtc", tif == "GTX", cid

@@ -18,7 +18,8 @@ Matching, deliberately simple and deterministic:
   the market's maker/taker rates (0.1%); an order the free balance cannot cover is rejected (-2010).
 
 Scripted faults: `rate_limit_next(n)` answers 429 to the next n signed requests, `reject_next(n)` rejects
-the next n orders, `drop_next(n)` closes the connection without an answer. `requests` records every
+the next n orders, `drop_next(n)` closes the connection without an answer, `lose_answers_next(n)` carries
+the next n signed requests out and then closes without the answer. `requests` records every
 request (method, path, params). State lives in this process, so an engine subprocess can be killed and
 restarted against the same venue. `listeners` hear every execution report (order, execution type NEW /
 TRADE / CANCELED / EXPIRED, the trade or None), for a user data stream to format
@@ -110,7 +111,7 @@ class FakeTradingVenue:
         self.trades: list[dict[str, Any]] = []
         self.books: dict[str, Book] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
-        self.rate_limited = self.rejects = self.drops = 0
+        self.rate_limited = self.rejects = self.drops = self.lost_answers = 0
         self.listeners: list[Callable[[VenueOrder, str, dict[str, Any] | None], None]] = []
         self._ids = itertools.count(1000)
         self._trade_ids = itertools.count(50_000)
@@ -183,6 +184,10 @@ class FakeTradingVenue:
 
     def drop_next(self, n: int) -> None:
         self.drops = n
+
+    def lose_answers_next(self, n: int) -> None:
+        """The next n signed requests are carried out, then the connection closes without the answer."""
+        self.lost_answers = n
 
     def trade(self, symbol: str, price: str, qty: str) -> None:
         """A public print at `price` for `qty`: resting orders strictly through it fill at their limit."""
@@ -269,7 +274,11 @@ class FakeTradingVenue:
             }.get((method, path))
             if route is None:
                 return 404, {"code": -1, "msg": f"no route {method} {path}"}
-            return route(params)
+            answer = route(params)
+            if self.lost_answers > 0:
+                self.lost_answers -= 1
+                return -1, None
+            return answer
 
     def _auth_problem(self, raw: str, api_key: str | None) -> tuple[int, Any] | None:
         if api_key != self.api_key:
