@@ -22,7 +22,7 @@ every tick) and poll REST only every 2 s, as the fallback.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import EngineConfig, Settings, load_settings
-from pipelines.trading.config import DeploymentConfig, KillSwitchConfig, TradingConfig
+from pipelines.trading.config import DeploymentConfig, KillSwitchConfig, TradingConfig, system_clock
 from serving.engine import build_broker, build_engine
 from serving.engine.broker import PaperBroker
 from serving.engine.config import StrategyEntry
@@ -40,7 +40,7 @@ from serving.engine.live_broker import CcxtMarkets, LiveBroker
 from serving.engine.store import TradingStore
 from serving.strategies.hedge import HedgeStrategy
 from tests.fakes.binance_spot_stream import BinanceSpotStream
-from tests.fakes.binance_usdm_venue import FakeBinanceUsdm
+from tests.fakes.binance_usdm_venue import TEST_USDM_KEY, TEST_USDM_SECRET, FakeBinanceUsdm
 from tests.fakes.trading_venue import TEST_API_KEY, TEST_API_SECRET, FakeTradingVenue
 from tests.serving.engine.conftest import ManualClock
 
@@ -56,7 +56,6 @@ HEDGE_PARAMS: dict[str, Any] = {
     "min_edge_bps": -100.0,  # Binance spot charges its maker 0.1%: no rebate to cover the spread cost
     "phases": ["100", "200"],
     "cooldown_seconds": 0,
-    "recovery_wait_seconds": 0,
 }
 
 
@@ -86,18 +85,16 @@ def venue_settings(
 
 
 def live_brokers(
-    home: Path, spot: FakeTradingVenue, usdm: FakeBinanceUsdm, clock: ManualClock, stream: BinanceSpotStream | None
+    home: Path, spot_url: str, usdm_url: str, clock: Callable[[], datetime], ws: tuple[str, str] | None = None
 ) -> dict[str, LiveBroker]:
-    """The two venues' brokers, each built by the project's factory from its own settings; with `stream`
-    (the spot fake's user data stream) both watch their order updates on the venue's WebSocket."""
-    spot_ws, usdm_ws = (stream.ws_url, usdm.ws_url) if stream is not None else (None, None)
-    sweep = 2.0 if stream is not None else 0.05  # on the WebSocket, the REST poll is only the fallback
+    """The two venues' brokers, each built by the project's factory from its own settings; with `ws`
+    (the spot and USD-M user data stream URLs) both watch their order updates on the venue's WebSocket."""
+    spot_ws, usdm_ws = ws if ws is not None else (None, None)
+    sweep = 2.0 if ws is not None else 0.05  # on the WebSocket, the REST poll is only the fallback
     built = {
-        SPOT: build_broker(
-            venue_settings(home, SPOT, spot.base_url, TEST_API_KEY, TEST_API_SECRET, spot_ws, sweep), clock
-        ),
+        SPOT: build_broker(venue_settings(home, SPOT, spot_url, TEST_API_KEY, TEST_API_SECRET, spot_ws, sweep), clock),
         USDM: build_broker(
-            venue_settings(home, USDM, usdm.base_url, usdm.api_key, usdm.api_secret, usdm_ws, sweep), clock
+            venue_settings(home, USDM, usdm_url, TEST_USDM_KEY, TEST_USDM_SECRET, usdm_ws, sweep), clock
         ),
     }
     out: dict[str, LiveBroker] = {}
@@ -107,6 +104,30 @@ def live_brokers(
         broker.exchange.enableRateLimit = False
         out[name] = broker
     return out
+
+
+def build_hedge_engine(
+    home: Path,
+    spot_url: str,
+    usdm_url: str,
+    params: Mapping[str, Any] | None = None,
+    clock: Callable[[], datetime] = system_clock,
+    ws: tuple[str, str] | None = None,
+) -> tuple[TradingEngine, dict[str, LiveBroker]]:
+    """The engine (not started) with the hedge on the two live brokers; the default venue "" is idle."""
+    sweep = 2.0 if ws is not None else 0.05  # the engine's REST sweep: only the fallback on a stream
+    settings = venue_settings(home, SPOT, spot_url, TEST_API_KEY, TEST_API_SECRET, sweep_s=sweep)
+    brokers = live_brokers(home, spot_url, usdm_url, clock, ws)
+    idle = PaperBroker(CcxtMarkets(SPOT, spot_url), settings.engine.trading.paper, "USDT", Decimal(0))
+    entry = StrategyEntry(id="hedge", kind="hedge", venue=SPOT, params={**HEDGE_PARAMS, **(params or {})})
+    engine = build_engine(
+        settings,
+        clock=clock,
+        store=TradingStore.sqlite_file(home / "engine.db"),
+        brokers={"": idle, **brokers},
+        strategies=[entry],
+    )
+    return engine, brokers
 
 
 @dataclass
@@ -208,18 +229,8 @@ def start_hedge(
 ) -> BinanceHedge:
     """A started engine (recovery, clean start, reconcile) running the hedge on the two live brokers."""
     clock = clock or ManualClock(datetime.now(UTC).replace(microsecond=0))
-    sweep = 2.0 if stream is not None else 0.05  # the engine's REST sweep: only the fallback on a stream
-    settings = venue_settings(home, SPOT, spot.base_url, TEST_API_KEY, TEST_API_SECRET, sweep_s=sweep)
-    brokers = live_brokers(home, spot, usdm, clock, stream)
-    idle = PaperBroker(CcxtMarkets(SPOT, spot.base_url), settings.engine.trading.paper, "USDT", Decimal(0))
-    entry = StrategyEntry(id="hedge", kind="hedge", venue=SPOT, params={**HEDGE_PARAMS, **(params or {})})
-    engine = build_engine(
-        settings,
-        clock=clock,
-        store=TradingStore.sqlite_file(home / "engine.db"),
-        brokers={"": idle, **brokers},
-        strategies=[entry],
-    )
+    ws = (stream.ws_url, usdm.ws_url) if stream is not None else None
+    engine, brokers = build_hedge_engine(home, spot.base_url, usdm.base_url, params, clock, ws)
     engine.start(background=False)
     hedge = BinanceHedge(engine, clock, spot, usdm, brokers, stream)
     hedge.wait_streams()

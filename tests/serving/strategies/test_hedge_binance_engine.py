@@ -8,6 +8,11 @@ each venue and both venues' own positions at the end.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import PROJECT_ROOT
 from tests.fakes.binance_spot_stream import BinanceSpotStream
 from tests.fakes.binance_usdm_venue import FakeBinanceUsdm
 from tests.fakes.trading_venue import FakeTradingVenue
@@ -294,3 +300,45 @@ def test_both_websockets_dropped_mid_cycle_the_streams_reconnect_and_the_cycle_e
     cycle_ended(streamed, 2)
     assert rest_polls(streamed) - polls <= 1 and streamed.venue_net == 0
     assert streamed.perp_position() == 0 and streamed.spot_position() == 0 and Decimal(size) > 0
+
+
+# ---- kill -9 of a real process -----------------------------------------------------------------------
+DRIVER = "tests.serving.strategies.binance_crash_driver"
+
+
+def test_sigkill_of_the_engine_process_after_the_maker_fill_the_restart_hedges_to_net_zero(
+    tmp_path: Path, spot: FakeTradingVenue, usdm: FakeBinanceUsdm
+) -> None:
+    home = tmp_path / "home"
+    spot.set_book(SPOT_SYMBOL, "60000.00", "60000.01")  # the venues' books, as the driver feeds them
+    usdm.matcher.set_book("BTCUSDT", "60000.0", "60000.1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHATIDE_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", DRIVER, str(home), spot.base_url, usdm.base_url],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "QUOTED", proc.stderr.read() if proc.stderr else ""
+        spot.drop_next(10_000)  # the process goes blind on spot: it never sees the fill below
+        [maker] = spot.open_orders()
+        spot.trade(SPOT_SYMBOL, "59999.99", str(maker.orig_qty))
+        time.sleep(0.5)  # it keeps running, blind, a few dozen ticks
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    size = maker.orig_qty
+    assert usdm.matcher.orders == {} and spot.balance("BTC") == size  # filled, never hedged
+    spot.drop_next(0)
+
+    second = start_hedge(home, spot, usdm)
+    second.books()
+    second.until(lambda: any(r.recovered for r in second.records()))
+
+    [correct] = second.usdm_posts()
+    assert (correct["side"], correct["timeInForce"], Decimal(correct["quantity"])) == ("SELL", "IOC", size)
+    [recovered] = [r for r in second.records() if r.recovered]
+    assert recovered.net_after == 0
+    assert second.perp_position() == -size and second.venue_net == 0
