@@ -200,6 +200,20 @@ def test_maker_fill_racing_the_cancel_is_hedged_exactly_once(make: Maker, spot: 
     assert filled_record(hedge).outcome == "clean" and hedge.venue_net == 0
 
 
+def test_phase_goes_up_after_three_clean_cycles_the_next_maker_is_sized_for_it(hedge: BinanceHedge) -> None:
+    for n in range(1, 4):
+        maker_filled(hedge)
+        cycle_ended(hedge, n)
+    hedge.until(lambda: len(hedge.spot_posts()) >= 4)
+
+    assert hedge.strategy.phase.index == 1  # phases 100, 200: up after 3 clean cycles
+    # maker side auto: buy while the spot position is below one maker size (0.002 < 0.003), else sell
+    assert [p["side"] for p in hedge.spot_posts()[:4]] == ["BUY", "SELL", "BUY", "BUY"]
+    assert hedge.spot_posts()[3]["quantity"] == "0.003"  # $200 at 60,000 on the hedge venue's 0.001 lot
+    assert "phase_change" in {a.kind for a in hedge.engine.store.alerts()}
+    assert hedge.venue_net == 0 and hedge.perp_position() == -Decimal("0.002")  # long spot 0.002 hedged
+
+
 def test_insufficient_hedge_balance_means_no_quote(tmp_path: Path, spot: FakeTradingVenue) -> None:
     with FakeBinanceUsdm(cash=Decimal(2)) as poor:
         hedge = start_hedge(tmp_path / "home", spot, poor)  # REST only: no order ever reaches a venue
