@@ -4,9 +4,11 @@ Per gamma: the inventory and the symmetric strategy's mean/std profit and std of
 (1000 seeded paths, the paper's parameters), wall and CPU seconds, and the machine's load average
 (the machines are shared: wall time alone moves with load). The capture backtest (PnL and fills of
 the strategy on the recorded Binance books through the tick-level simulator) runs the `alphatide
-backtest` path (`serving.backtest.runner`: the real engine on `SimulatedVenue`s) once per gamma on the
-shared USD-M BTCUSDT capture (deployment phase 3, 60 s rolling horizon): `capture_pnl` (quote, from the
-report) and `capture_fills`; null with the reason when ../shared/data is absent.
+backtest` path (`serving.backtest.runner`: the real engine on `SimulatedVenue`s) once per gamma on each
+shared BTCUSDT capture, spot and USD-M separately (deployment phase 3, 60 s rolling horizon, Binance's
+tick/lot/min notional of each market): `capture_pnl`, `capture_fills` and `capture_quote_uptime` map the
+market to its number; `capture` holds the details (PnL parts, fill rate, bid/ask uptime, seconds), or the
+reason when ../shared/data is absent.
 
 Writes `bench/results/mm.json` and prints the same JSON as its last line.
 """
@@ -24,24 +26,44 @@ from pipelines.trading.market_making.simulation import simulate_paper
 GAMMAS = (0.01, 0.1, 0.5, 1.0)
 
 
-def capture_backtest(gamma: float) -> tuple[float | None, int | None, str]:
-    """PnL and fills of the strategy at `gamma` on the shared capture, through `alphatide backtest`'s path."""
+# Binance's rules for BTCUSDT as `exchangeInfo` reports them (spot /api/v3: PRICE_FILTER tickSize,
+# LOT_SIZE stepSize/minQty, NOTIONAL minNotional; USD-M /fapi/v1: PRICE_FILTER, LOT_SIZE, MIN_NOTIONAL
+# notional = 100 USDT for BTCUSDT), unchanged over the capture (2024-08). The bench has no lake with a
+# cached `load_markets` row for the capture's date, so it passes them as `alphatide backtest --tick-size ...`.
+CAPTURE_INSTRUMENTS = {
+    "spot": {"tick_size": "0.01", "lot_size": "0.00001", "min_notional": "5", "min_size": "0.00001"},
+    "usdm": {"tick_size": "0.1", "lot_size": "0.001", "min_notional": "100", "min_size": "0.001"},
+}
+CAPTURE_KEYS = ("pnl", "fills", "spread_capture", "inventory_pnl", "fill_rate", "quote_uptime", "bid_uptime",
+                "ask_uptime")
+
+
+def capture_backtest(gamma: float, market: str) -> dict[str, object]:
+    """The strategy at `gamma` on the shared BTCUSDT capture of `market` (spot | usdm), through
+    `alphatide backtest`'s path: PnL and its parts, fills, fill rate and quote uptime (or the reason why not)."""
     import tempfile
     from pathlib import Path
 
     from bench.common import shared_data_dir
     from pipelines.config import load_settings
+    from pipelines.sim.config import SimVenueConfig
     from serving.backtest.runner import BacktestSpec, run_backtest
 
-    folder = shared_data_dir() / "binance_ticks" / "usdm"
+    folder = shared_data_dir() / "binance_ticks" / market
     if not folder.is_dir():
-        return None, None, f"no capture at {folder}"
+        return {"reason": f"no capture at {folder}"}
+    start, cpu0 = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("ALPHATIDE_HOME", str(Path(tmp) / "home"))
-        spec = BacktestSpec("market_making", folder, out=Path(tmp) / "out", progress=False, phase=3,
+        sim = SimVenueConfig.model_validate(CAPTURE_INSTRUMENTS[market])
+        spec = BacktestSpec("market_making", folder, out=Path(tmp) / "out", progress=False, phase=3, sim=sim,
                             params={"gamma": gamma, "horizon_seconds": 60})
         total = run_backtest(load_settings(), spec).summary["total"]
-    return round(total["pnl"], 6), int(total["fills"]), "usdm/btcusdt capture, engine + SimulatedVenue"
+    out: dict[str, object] = {k: round(float(total[k]), 6) for k in CAPTURE_KEYS}
+    out["fills"] = int(total["fills"])
+    out["seconds"] = round(time.perf_counter() - start, 2)
+    out["cpu_seconds"] = round(time.process_time() - cpu0, 2)
+    return out
 
 
 def run(paths: int, seed: int) -> dict[str, object]:
@@ -51,9 +73,7 @@ def run(paths: int, seed: int) -> dict[str, object]:
         result = simulate_paper(PaperSimulationConfig(gamma=gamma, paths=paths, seed=seed))
         seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
         inv, sym = result.inventory, result.symmetric
-        capture_start, capture_cpu0 = time.perf_counter(), time.process_time()
-        capture_pnl, capture_fills, capture_reason = capture_backtest(gamma)
-        capture_s, capture_cpu = time.perf_counter() - capture_start, time.process_time() - capture_cpu0
+        capture = {market: capture_backtest(gamma, market) for market in ("spot", "usdm")}
         per_gamma[f"{gamma:g}"] = {
             "spread": round(inv.spread, 4),
             "inventory_profit_mean": round(inv.profit_mean, 3),
@@ -64,11 +84,11 @@ def run(paths: int, seed: int) -> dict[str, object]:
             "symmetric_profit_std": round(sym.profit_std, 3),
             "symmetric_q_mean": round(sym.q_mean, 3),
             "symmetric_q_std": round(sym.q_std, 3),
-            "capture_pnl": capture_pnl,
-            "capture_fills": capture_fills,
-            "capture_reason": capture_reason,
-            "capture_seconds": round(capture_s, 2),
-            "capture_cpu_seconds": round(capture_cpu, 2),
+            # per market (spot, usdm): BTCUSDT capture backtest
+            "capture_pnl": {m: c.get("pnl") for m, c in capture.items()},
+            "capture_fills": {m: c.get("fills") for m, c in capture.items()},
+            "capture_quote_uptime": {m: c.get("quote_uptime") for m, c in capture.items()},
+            "capture": capture,
             "seconds": round(seconds, 4),
             "cpu_seconds": round(cpu, 4),
         }

@@ -11,7 +11,8 @@ Measured here (every `ALPHATIDE_HEALTH__INTERVAL_S`), sent as one `HealthEvent`:
   expected calibration error over the last `calibration_window` resolved signals;
 - feature drift: KS test (pipelines.drift) of the stream's recent feature rows against the champion's
   training distribution (a reference frame the process is given), at most every `drift_every_s`;
-- live vs simulated PnL: the engine's day PnL against a simulated figure when one is provided.
+- live vs simulated PnL: `pnl_source` (the shadow of `serving.shadow`: live fills against the simulated fills
+  of the same orders, the strategy with the widest gap), else the day PnL against `simulated_pnl`.
 The engine's kill switches turn them into actions; this module carries them out:
 - retrain: starts the `alphatide_train` DAG through Airflow's REST API (POST /auth/token, then
   POST /api/v2/dags/{id}/dagRuns with "logical_date": null), at most once per cooldown; without an
@@ -299,6 +300,8 @@ class HealthMonitor:
         self.engine, self.cfg, self.airflow = engine, cfg, AirflowTrigger(airflow)
         self.calibration = LiveCalibration(cfg)
         self.drift, self.simulated_pnl, self.rss = drift, simulated_pnl, rss
+        # (live, simulated) PnL of the same orders; wins over `simulated_pnl` (serving.shadow installs it)
+        self.pnl_source: Callable[[], tuple[Decimal, Decimal] | None] | None = None
         self.mode = mode or ScoringMode()
         self.clear_caches = clear_caches
         self.recover_ms = cfg.recover_p99_ms or p99_limit_ms
@@ -328,12 +331,16 @@ class HealthMonitor:
         for _ in range(errors):
             self.engine.record_store_error(now, RuntimeError("online store error"))
         simulated = self.simulated_pnl() if self.simulated_pnl is not None else None
+        live = self.engine.day_pnl() if simulated is not None else None
+        pair = self.pnl_source() if self.pnl_source is not None else None
+        if pair is not None:
+            live, simulated = pair
         return HealthEvent(
             calibration_error=self.calibration.error(),
             drift_p_value=self.drift.p_value(time.monotonic()) if self.drift is not None else None,
             inference_p99_ms=p99,
             memory_bytes=self.rss(),
-            live_pnl=self.engine.day_pnl() if simulated is not None else None,
+            live_pnl=live,
             simulated_pnl=simulated,
         )
 

@@ -25,6 +25,7 @@ from serving.deps import ServingDeps
 from serving.engine.config import load_extras
 from serving.engine.telegram import TelegramSender, WebSocketWatch, load_alert_settings
 from serving.health import HealthMonitor, HealthTee, StreamDrift, lake_reference
+from serving.shadow import install_shadow
 from serving.strategy_feed import StrategyFeed
 from serving.stream.runner import serving_stream
 from serving.trading_metrics import TRADING_COLLECTOR
@@ -101,6 +102,7 @@ def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncCont
             # The engine is running: start the monitor and give the stream the monitor's tee.
             monitor = app.state.health = _monitor(app, deps)
             engine = getattr(app.state, "trading_engine", None)
+            install_shadow(engine, monitor)  # live vs simulated PnL of the same orders (serving.shadow)
             if engine is not None:
                 TRADING_COLLECTOR.bind(engine, monitor, app)  # /metrics reads the engine on scrape
                 _alerting(app, engine)

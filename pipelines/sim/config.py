@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -32,6 +33,12 @@ class SimVenueConfig(BaseModel):
     maker_fee: float = Field(default=0.0, gt=-0.01, lt=0.01, description="fraction of notional; < 0 = rebate")
     taker_fee: float = Field(default=0.0004, gt=-0.01, lt=0.01, description="fraction of notional")
     seed: int = Field(default=0, description="seeds the latency jitter: the same seed gives the same fills")
+    # Instrument rules of the replayed market (None: the venue's cached `load_markets` row in the lake, see
+    # `serving.backtest.instruments`; tick and lot are inferred from the data when neither has them).
+    tick_size: Decimal | None = Field(default=None, gt=0, description="price step (quote)")
+    lot_size: Decimal | None = Field(default=None, gt=0, description="size step (base)")
+    min_notional: Decimal | None = Field(default=None, ge=0, description="smallest order notional (quote)")
+    min_size: Decimal | None = Field(default=None, ge=0, description="smallest order size (base)")
 
     @field_validator("queue")
     @classmethod
@@ -47,5 +54,8 @@ class SimVenueConfig(BaseModel):
                                self.seed)
 
     def build(self, feed: Feed) -> SimMarket:
-        return SimMarket(feed, queue_model(self.queue, float(feed.lot_size)), self.latency_model(feed),
-                         FeeSchedule(self.maker_fee, self.taker_fee), venue=self.venue or None)
+        market = SimMarket(feed, queue_model(self.queue, float(feed.lot_size)), self.latency_model(feed),
+                           FeeSchedule(self.maker_fee, self.taker_fee), venue=self.venue or None)
+        market.min_notional = self.min_notional or Decimal(0)
+        market.min_size = self.min_size or Decimal(0)
+        return market

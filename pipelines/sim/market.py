@@ -21,6 +21,7 @@ Decimal conversion happens in the Broker adapter.
 from __future__ import annotations
 
 from collections import deque
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -106,6 +107,8 @@ class SimMarket:
         self.order_history: list[LocalOrder] = []  # every order we sent, as we know it (for reports)
         self.inbox: list[Response] | None = None  # set by a Broker adapter to receive every answer
         self.last_trade: tuple[int, int, int, int] | None = None  # (ts, side, px, qty) at the exchange
+        self.rest_log: list[tuple[int, int, int]] = []  # (exchange ts, side, +1 rests / -1 leaves the book)
+        self.min_notional, self.min_size = Decimal(0), Decimal(0)  # venue rules (set by SimVenueConfig.build)
 
     # ---- our side -----------------------------------------------------------------------------------
     @property
@@ -389,18 +392,20 @@ class SimMarket:
         o.status = FILLED if o.leaves <= 0 else PARTIAL
         fee = self.fees.fee(px * self.tick * lots * self.lot, maker)
         if o.status == FILLED and o.oid in self.exch_orders:
-            self._unrest(o)
+            self._unrest(o, ts)
         self._respond(ts, o, px, lots, maker, fee)
 
-    def _rest(self, o: SimOrder) -> None:
+    def _rest(self, o: SimOrder, ts: int) -> None:
         self.exch_orders[o.oid] = o
+        self.rest_log.append((ts, o.side, 1))
         book = self.buy_at if o.side == BUY else self.sell_at
         book.setdefault(o.px, []).append(o)
         level = (self.bids if o.side == BUY else self.asks).get(o.px, 0)
         self.queue.new_order(o, level)
 
-    def _unrest(self, o: SimOrder) -> None:
+    def _unrest(self, o: SimOrder, ts: int) -> None:
         del self.exch_orders[o.oid]
+        self.rest_log.append((ts, o.side, -1))
         book = self.buy_at if o.side == BUY else self.sell_at
         lst = book[o.px]
         lst.remove(o)
@@ -428,7 +433,7 @@ class SimMarket:
         if o.status == NONE:
             o.status = NEW
             self._respond(ts, o, 0, 0, False, 0.0)
-        self._rest(o)
+        self._rest(o, ts)
 
     def _take(self, o: SimOrder, ts: int) -> None:
         """Walk the opposite side from the touch to the limit, one fill per level (the replay is not
@@ -449,7 +454,7 @@ class SimMarket:
             ghost = SimOrder(oid, 0, 0, 0, 0)
             self._respond(ts, ghost, 0, 0, False, 0.0, "cancel_rejected: not open")
             return
-        self._unrest(o)
+        self._unrest(o, ts)
         o.status = CANCELED
         self._respond(ts, o, 0, 0, False, 0.0)
 

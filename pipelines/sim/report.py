@@ -11,7 +11,11 @@ after each replayed row); `summarize(records)` computes:
 - an equity curve sampled every ``bar_s`` seconds; Sharpe of its increments (per bar and annualized
   with ``bars_per_year``), maximum drawdown (quote currency, from the running peak);
 - fill rate (orders with at least one fill / orders sent), fills, volume, maker share;
-- inventory: final, mean, mean absolute, maximum absolute (base units, time-weighted on the bar grid).
+- inventory: final, mean, mean absolute, maximum absolute, std and the 5/25/50/75/95th percentiles (base
+  units, time-weighted on the bar grid);
+- quote uptime (`pipelines.sim.uptime`): the share of the replayed time (first to last two-sided book) with
+  both a bid and an ask of ours resting at the exchange (``quote_uptime``), and per side (``bid_uptime``,
+  ``ask_uptime``).
 
 `write_report(records, out_dir)` writes ``summary.json``, ``fills.csv``, ``orders.csv``, ``equity.csv``
 and ``equity.png`` (equity and its decomposition over time, inventory below; matplotlib, Agg backend).
@@ -30,7 +34,9 @@ import numpy as np
 
 from pipelines.sim.market import BUY, SimMarket
 from pipelines.sim.orders import Fill, LocalOrder
+from pipelines.sim.uptime import quote_uptime
 
+_QUANTILES = (5, 25, 50, 75, 95)  # inventory distribution, time-weighted on the bar grid
 STATUS_NAMES = {0: "sent", 1: "open", 2: "partially_filled", 3: "filled", 4: "cancelled", 5: "expired"}
 
 
@@ -44,12 +50,13 @@ class SimRecords:
     orders: list[LocalOrder]
     mark_ts: np.ndarray  # exchange ns
     mark_mid: np.ndarray  # quote per base
+    rest_log: tuple[tuple[int, int, int], ...] = ()  # exchange-side (ns, side, +1/-1) of our resting orders
 
 
 def records_from_market(market: SimMarket) -> SimRecords:
     ts, mid = market.marks()
     return SimRecords(market.venue, market.symbol, market.tick, market.lot, list(market.fills),
-                      list(market.order_history), ts, mid)
+                      list(market.order_history), ts, mid, tuple(market.rest_log))
 
 
 def _mid_at(rec: SimRecords, ts: np.ndarray) -> np.ndarray:
@@ -131,6 +138,10 @@ def summarize(rec: SimRecords, bar_s: float = 1.0, bars_per_year: float | None =
         "inventory_mean": float(pos.mean()),
         "inventory_mean_abs": float(np.abs(pos).mean()),
         "inventory_max_abs": float(np.abs(pos).max()),
+        "inventory_std": float(pos.std()),
+        "inventory_quantiles": {f"p{q}": float(v) for q, v in zip(_QUANTILES, np.percentile(pos, _QUANTILES),
+                                                                   strict=True)},
+        **quote_uptime(rec.rest_log, int(rec.mark_ts[0]), int(rec.mark_ts[-1])),
     }
 
 

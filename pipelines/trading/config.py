@@ -231,7 +231,10 @@ class KillSwitchConfig(_Frozen):
     store_error_pause_seconds: float = Field(default=900.0, gt=0.0)
     pnl_gap_limit: float = Field(default=0.10, gt=0.0)
     pnl_gap_floor_fraction: float = Field(
-        default=0.001, gt=0.0, description="gap denominator floor as a fraction of equity (avoids 0/0 noise)"
+        default=0.001, ge=0.0, description="gap denominator floor as a fraction of equity (avoids 0/0 noise)"
+    )
+    pnl_gap_floor_quote: float = Field(
+        default=10.0, ge=0.0, description="gap denominator floor in quote currency: tiny PnLs do not trip the gap"
     )
     deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
 

@@ -24,7 +24,8 @@ Switches and what they do (defaults from `KillSwitchConfig`):
 - slow_inference: inference p99 > 10 ms -> degrade to the tabular tower.
 - memory: resident memory over the limit -> shed caches.
 - store_errors: more than 3 store errors -> pause entries 15 min.
-- pnl_gap: |live - simulated PnL| > 10% of the simulated PnL -> alert.
+- pnl_gap: |live - simulated PnL| > 10% of max(|simulated PnL|, the floors) -> alert (floors: a fraction of
+  equity and an amount of quote currency, so tiny PnLs never trip it).
 - manual: API kill flag or pause file -> no new entries, at once.
 - phase_daily_loss: the deployment phase's daily loss budget spent -> no new entries; the phase's
   bankroll and per-trade caps are always reported in the verdict.
@@ -350,7 +351,8 @@ class RiskGuard:
 
         # PnL sanity.
         if snap.live_pnl is not None and snap.simulated_pnl is not None:
-            floor = abs(snap.equity) * Decimal(repr(cfg.pnl_gap_floor_fraction))
+            floor = max(abs(snap.equity) * Decimal(repr(cfg.pnl_gap_floor_fraction)),
+                        Decimal(repr(cfg.pnl_gap_floor_quote)))
             base = max(abs(snap.simulated_pnl), floor)
             if base > 0:
                 gap = float(abs(snap.live_pnl - snap.simulated_pnl) / base)

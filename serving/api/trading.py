@@ -81,6 +81,11 @@ class StrategyOut(BaseModel):
     live_orders: int
     entries_allowed: bool
     reason: str
+    shadow_live_pnl: Decimal | None = Field(
+        default=None, description="PnL of the strategy's fills as the venue reported them (serving.engine.shadow)")
+    shadow_simulated_pnl: Decimal | None = Field(
+        default=None, description="PnL of the same orders in the shadow's simulated fill model")
+    pnl_gap: float | None = Field(default=None, description="|live - simulated| / max(|simulated|, floor)")
 
 
 class TradingStatusOut(BaseModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,10 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--phase", type=int, default=None, help="deployment phase for the run (0 = graduated)")
     p.add_argument("--params", default="{}", help="JSON object: the strategy's params (override defaults)")
+    for flag, what in (("tick-size", "price step"), ("lot-size", "size step"), ("min-notional", "minimum notional"),
+                       ("min-size", "minimum size")):
+        p.add_argument(f"--{flag}", type=Decimal, default=None,
+                       help=f"the capture market's {what} (default: the lake's cached load_markets row)")
 
 
 def _iso(value: str | None) -> datetime | None:
@@ -59,7 +64,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from serving.backtest.runner import BacktestSpec, run_backtest
 
     sim = SimVenueConfig(queue=args.queue, entry_ms=args.latency_ms, response_ms=args.latency_ms,
-                         jitter_ms=args.jitter_ms, seed=args.seed)
+                         jitter_ms=args.jitter_ms, seed=args.seed, tick_size=args.tick_size,
+                         lot_size=args.lot_size, min_notional=args.min_notional, min_size=args.min_size)
     spec = BacktestSpec(
         strategy=args.strategy, capture=args.capture, venues=_venues(args.venue), symbol=args.symbol,
         start=_iso(args.start), end=_iso(args.end), out=args.out, sim=sim, params=json.loads(args.params),

@@ -34,6 +34,8 @@ from pipelines.sim.config import SimVenueConfig
 from pipelines.sim.feed import Feed, feed_from_binance_capture, infer_market
 from pipelines.sim.market import SimMarket
 from pipelines.sim.report import records_from_market, write_report
+from serving.backtest.instruments import FIELDS as INSTRUMENT_FIELDS
+from serving.backtest.instruments import resolve_instrument
 from serving.brokers.sim.replay import SimReplay
 from serving.brokers.sim.venue import SimulatedVenue
 from serving.engine import TradingStore, build_engine
@@ -42,10 +44,12 @@ from serving.engine.engine import TradingEngine
 from serving.engine.events import BookEvent, EngineEvent, TradeEvent
 
 log = logging.getLogger("alphatide.backtest")
+VENUE_OF_MARKET = {"spot": "binance", "usdm": "binanceusdm"}  # as `feed_from_binance_capture` names them
 
 SignalSource = Callable[[BookEvent | TradeEvent], Iterable[EngineEvent]]
 # The parts of a market's summary that add up over markets (quote currency or counts).
 _ADDITIVE = ("pnl", "spread_capture", "inventory_pnl", "fees_and_rebates", "orders", "fills")
+_UPTIMES = ("quote_uptime", "bid_uptime", "ask_uptime")
 
 
 @dataclass(frozen=True)
@@ -73,22 +77,40 @@ class BacktestResult:
     out: Path
 
 
-def load_feed(folder: Path, symbol: str) -> Feed:
+def load_feed(folder: Path, symbol: str, sim: SimVenueConfig | None = None) -> Feed:
+    """The capture's feed on `sim`'s tick and lot (inferred from the data where unset)."""
     files = sorted(folder.glob(f"{symbol.lower()}_*.gz"))
     if not files:
         raise FileNotFoundError(f"no capture files {symbol.lower()}_*.gz under {folder}")
     market = infer_market(files[0])
-    return feed_from_binance_capture(files, binance_symbol(symbol, market), market=market)
+    return feed_from_binance_capture(files, binance_symbol(symbol, market), market=market,
+                                     tick_size=sim.tick_size if sim else None, lot_size=sim.lot_size if sim else None)
 
 
-def build_markets(spec: BacktestSpec) -> dict[str, SimMarket]:
-    """Venue name -> its market: the capture's own venue name (binance, binanceusdm) or the given name."""
-    main = load_feed(spec.capture, spec.symbol)
-    markets = {main.venue: spec.sim.model_copy(update={"venue": main.venue}).build(main)}
+def _capture_market(folder: Path, symbol: str, sim: SimVenueConfig, name: str | None,
+                    lake_dir: Path | None) -> SimMarket:
+    files = sorted(folder.glob(f"{symbol.lower()}_*.gz"))
+    if not files:
+        raise FileNotFoundError(f"no capture files {symbol.lower()}_*.gz under {folder}")
+    market = infer_market(files[0])
+    venue = VENUE_OF_MARKET[market]
+    sim = resolve_instrument(sim, lake_dir, venue, binance_symbol(symbol, market))
+    return sim.model_copy(update={"venue": name or venue}).build(load_feed(folder, symbol, sim))
+
+
+def build_markets(spec: BacktestSpec, lake_dir: Path | None = None) -> dict[str, SimMarket]:
+    """Venue name -> its market: the capture's own venue name (binance, binanceusdm) or the given name.
+
+    Instrument rules (`serving.backtest.instruments`): `spec.sim`'s fields for the strategy's capture, then
+    the lake's cached `load_markets` rows; an extra venue takes only the lake's.
+    """
+    main = _capture_market(spec.capture, spec.symbol, spec.sim, None, lake_dir)
+    markets = {main.venue: main}
+    bare = spec.sim.model_copy(update=dict.fromkeys(INSTRUMENT_FIELDS))
     for name, folder in spec.venues.items():
         if name in markets:
             raise ValueError(f"venue {name!r} is given twice")
-        markets[name] = spec.sim.model_copy(update={"venue": name}).build(load_feed(folder, spec.symbol))
+        markets[name] = _capture_market(folder, spec.symbol, bare, name, lake_dir)
     return markets
 
 
@@ -178,13 +200,17 @@ def _combined(per_market: dict[str, dict[str, Any]]) -> dict[str, Any]:
     orders = totals["orders"]
     filled = sum(s["fill_rate"] * s["orders"] for s in per_market.values())
     totals["fill_rate"] = filled / orders if orders else 0.0
+    span = {name: s["end_ns"] - s["start_ns"] for name, s in per_market.items()}
+    whole = sum(span.values())
+    for key in _UPTIMES:  # time-weighted over the markets
+        totals[key] = sum(s[key] * span[n] for n, s in per_market.items()) / whole if whole else 0.0
     return totals
 
 
 def run_backtest(
     settings: Settings, spec: BacktestSpec, *, signals_factory: Callable[[TradingEngine], SignalSource] | None = None
 ) -> BacktestResult:
-    markets = build_markets(spec)
+    markets = build_markets(spec, settings.lake_dir)
     replay = SimReplay(list(markets.values()))
     entry = strategy_entry(spec, markets)
     engine, _ = build_backtest_engine(settings, replay, [entry], spec.out / "engine", spec.starting_balances,

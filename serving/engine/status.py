@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from serving.engine.engine import TradingEngine
@@ -49,6 +49,9 @@ class StrategyStatus:
     live_orders: int
     entries_allowed: bool
     reason: str
+    shadow_live_pnl: Decimal | None = None  # the shadow's books (serving.engine.shadow), when one is installed
+    shadow_simulated_pnl: Decimal | None = None
+    pnl_gap: float | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,9 @@ class EngineStatus:
 def strategy_statuses(engine: TradingEngine) -> tuple[StrategyStatus, ...]:
     out = []
     p = engine.portfolio
+    shadow = getattr(engine, "shadow", None)
+    pairs = {pair.strategy_id: pair for pair in shadow.pairs()} if shadow is not None else {}
+    floor = Decimal(repr(engine.trading.kill.pnl_gap_floor_quote))
     for sid in engine.strategies:
         limits = engine.current_limits(sid)
         live = sum(
@@ -104,6 +110,7 @@ def strategy_statuses(engine: TradingEngine) -> tuple[StrategyStatus, ...]:
                 live_orders=live,
                 entries_allowed=limits.allowed,
                 reason=limits.reason,
+                **_shadow_fields(pairs.get(sid), floor),
             )
         )
     return tuple(out)
@@ -164,3 +171,11 @@ def position_snapshots(engine: TradingEngine) -> list[PositionSnapshot]:
             )
         )
     return sorted(out, key=lambda s: (s.symbol, s.strategy_id, s.venue))
+
+
+def _shadow_fields(pair: object, floor: Decimal) -> dict[str, Any]:
+    from serving.engine.shadow import PnlPair
+
+    if not isinstance(pair, PnlPair):
+        return {}
+    return {"shadow_live_pnl": pair.live, "shadow_simulated_pnl": pair.simulated, "pnl_gap": pair.gap(floor)}

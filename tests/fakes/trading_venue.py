@@ -17,6 +17,8 @@ Matching, deliberately simple and deterministic:
 - balances are locked on placement and settled on fills; commissions are charged in the quote asset at
   the market's maker/taker rates (0.1%); an order the free balance cannot cover is rejected (-2010).
 
+Injected slippage: `fill_slippage` (a fraction) makes every fill worse than the market traded.
+
 Scripted faults: `rate_limit_next(n)` answers 429 to the next n signed requests, `reject_next(n)` rejects
 the next n orders, `drop_next(n)` closes the connection without an answer, `lose_answers_next(n)` carries
 the next n signed requests out and then closes without the answer. `requests` records every
@@ -113,6 +115,8 @@ class FakeTradingVenue:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.rate_limited = self.rejects = self.drops = self.lost_answers = 0
         self.listeners: list[Callable[[VenueOrder, str, dict[str, Any] | None], None]] = []
+        # Injected slippage: every fill executes this fraction worse than its price (a buy higher, a sell lower).
+        self.fill_slippage = Decimal(0)
         self._ids = itertools.count(1000)
         self._trade_ids = itertools.count(50_000)
         self._lock = threading.RLock()
@@ -319,6 +323,9 @@ class FakeTradingVenue:
 
     def _fill(self, order: VenueOrder, qty: Decimal, price: Decimal, *, maker: bool) -> None:
         base, quote = self.markets[order.symbol]
+        if self.fill_slippage:
+            worse = 1 + self.fill_slippage if order.side == "BUY" else 1 - self.fill_slippage
+            price = (price * worse).quantize(Decimal(self.tick_size))
         notional = qty * price
         commission = notional * FEE_RATE
         if order.side == "BUY":

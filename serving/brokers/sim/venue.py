@@ -102,9 +102,10 @@ class SimulatedVenue:
                 venue_symbol_id=symbol.split(":")[0].replace("/", ""),
                 tick_size=m.feed.tick_size,
                 lot_size=m.feed.lot_size,
-                min_notional=Decimal(0),
+                min_notional=m.min_notional,
                 maker_fee=Decimal(repr(m.fees.maker)),
                 taker_fee=Decimal(repr(m.fees.taker)),
+                min_size=m.min_size,
             )
         return self._infos[symbol]
 

@@ -352,3 +352,13 @@ def test_state_survives_a_restart() -> None:
     restored = RiskGuard(GRADUATED, GuardState(**vars(risk.state)))
 
     assert not restored.evaluate(healthy(), T0 + timedelta(minutes=10)).allow_entries
+
+
+def test_pnl_gap_floor_in_quote_currency_keeps_tiny_pnls_quiet() -> None:
+    # Arrange: live 0.01 vs simulated 0.05 is an 80% gap of cents; the floor of 10 USDT makes it 0.4%
+    cfg = GRADUATED.model_copy(update={"pnl_gap_floor_quote": 10.0, "pnl_gap_floor_fraction": 0.0})
+    quiet = guard(cfg).evaluate(healthy(live_pnl=D("0.01"), simulated_pnl=D("0.05")), T0)
+    loud = guard(cfg).evaluate(healthy(live_pnl=D("8"), simulated_pnl=D("20")), T0)
+
+    assert Switch.PNL_GAP not in quiet.active
+    assert Switch.PNL_GAP in loud.active  # 12 / max(20, 10) = 60%
