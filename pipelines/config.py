@@ -232,6 +232,12 @@ class EngineConfig(_Frozen):
     api_url: str | None = Field(
         None, pattern=r"^https?://", description="Override of the venue's REST base URL (a local fake in tests)."
     )
+    ws_url: str | None = Field(
+        None, pattern=r"^wss?://", description="Override of the venue's private WebSocket URL (a local fake in tests)."
+    )
+    order_stream: bool = Field(
+        False, description="Live: order updates from the venue's WebSocket at every tick; the REST poll stays."
+    )
     venue_api_key: SecretStr | None = Field(None, description="Venue API key (live mode only).")
     venue_api_secret: SecretStr | None = Field(None, description="Venue API secret (live mode only).")
     dsn: SecretStr | None = Field(

@@ -123,6 +123,8 @@ def build_broker(settings: Settings, clock: Callable[[], datetime] = system_cloc
             cfg.venue_api_secret,
             order_cfg=cfg.trading.orders,
             api_url=cfg.api_url,
+            order_stream=cfg.order_stream,
+            ws_url=cfg.ws_url,
             retries=cfg.request_retries,
             backoff_s=cfg.backoff_s,
             error_window_s=cfg.api_error_window_s,

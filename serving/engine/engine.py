@@ -296,6 +296,9 @@ class TradingEngine:
                 self._last_sweep is None or (now - self._last_sweep).total_seconds() >= self.cfg.sweep_interval_s
             )
             for ex in self.executions.values():
+                streamed = getattr(ex.broker, "stream_events", None)  # WebSocket order updates, every tick
+                if streamed is not None:
+                    ex.apply(streamed(ex.live_orders(), now), now)
                 if ex.broker.name == "paper" or sweep_due:
                     ex.poll(now)
                 ex.drive(now, None, lambda s, v=ex.venue: self.portfolio.books.get((v, s)))  # type: ignore[misc]

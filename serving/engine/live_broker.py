@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import ccxt
@@ -52,6 +53,8 @@ from pipelines.trading.orders import (
 )
 from pipelines.trading.paper import Trade
 from serving.engine.broker import BrokerError, RequestWindow, VenueOrderView, base_quote
+from serving.engine.ccxt_factory import ccxt_client, exchange_options, point_at  # noqa: F401 (re-exported)
+from serving.engine.order_stream import OrderStream, update_fill
 
 _TRANSIENT = (ccxt.DDoSProtection, ccxt.RateLimitExceeded, ccxt.NetworkError, ccxt.ExchangeNotAvailable)
 
@@ -71,26 +74,6 @@ def market_info(exchange: Any, venue: str, symbol: str) -> MarketInfo:
     )
 
 
-def exchange_options(venue: str) -> dict[str, Any]:
-    """ccxt options for spot trading without wallet/margin endpoints (a trading key may lack them)."""
-    options: dict[str, Any] = {
-        "defaultType": "spot",
-        "fetchCurrencies": False,
-        "fetchMargins": False,
-        "warnOnFetchOpenOrdersWithoutSymbol": False,
-    }
-    if venue == "binance":
-        options["fetchMarkets"] = {"types": ["spot"]}
-    return options
-
-
-def point_at(exchange: Any, api_url: str | None) -> None:
-    """Send the exchange's public and private REST calls to `api_url` (a local fake venue in tests)."""
-    if api_url is not None:
-        base = api_url.rstrip("/")
-        exchange.urls["api"] = {**exchange.urls["api"], "public": f"{base}/api/v3", "private": f"{base}/api/v3"}
-
-
 class CcxtMarkets:
     """Instrument metadata through the venue's public `load_markets`, loaded once and cached.
 
@@ -98,15 +81,8 @@ class CcxtMarkets:
     """
 
     def __init__(self, venue: str, api_url: str | None = None, timeout_s: float = 10.0) -> None:
-        try:
-            exchange_class = getattr(ccxt, venue)
-        except AttributeError:
-            raise ValueError(f"unknown ccxt exchange id {venue!r}") from None
         self.venue = venue
-        self.exchange = exchange_class(
-            {"enableRateLimit": True, "timeout": int(timeout_s * 1000), "options": exchange_options(venue)}
-        )
-        point_at(self.exchange, api_url)
+        self.exchange = ccxt_client(venue, api_url=api_url, timeout_s=timeout_s)
         self._cache: dict[str, MarketInfo] = {}
         self._retry_at = 0.0
         self._cooldown_s = 5.0
@@ -148,21 +124,15 @@ class LiveBroker:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
         timeout_s: float = 10.0,
+        order_stream: bool = False,
+        ws_url: str | None = None,
     ) -> None:
-        try:
-            exchange_class = getattr(ccxt, venue)
-        except AttributeError:
-            raise ValueError(f"unknown ccxt exchange id {venue!r}") from None
-        self.exchange = exchange_class(
-            {
-                "apiKey": api_key.get_secret_value(),
-                "secret": api_secret.get_secret_value(),
-                "enableRateLimit": True,
-                "timeout": int(timeout_s * 1000),
-                "options": exchange_options(venue),
-            }
-        )
-        point_at(self.exchange, api_url)
+        self.exchange = ccxt_client(venue, api_key=api_key, api_secret=api_secret, api_url=api_url, timeout_s=timeout_s)
+        self._stream: OrderStream | None = None
+        if order_stream:
+            make = partial(ccxt_client, venue, api_key=api_key, api_secret=api_secret, api_url=api_url, pro=True)
+            self._stream = OrderStream(partial(make, timeout_s=timeout_s, ws_url=ws_url), venue)
+        self._stream_started = False
         self.name = f"live:{venue}"
         self.venue = venue
         self._cfg = order_cfg
@@ -173,8 +143,13 @@ class LiveBroker:
         self._loaded = False
 
     # ---- plumbing -------------------------------------------------------------------------------
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call ccxt with backoff on rate limits and network errors; count requests and errors."""
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, retry_unknown: bool = True, **kwargs: Any) -> Any:
+        """Call ccxt with backoff on rate limits and network errors; count requests and errors.
+
+        `retry_unknown=False` (a new order): only a refusal before execution (429/418) is retried; after a
+        timeout or a lost answer the order may exist, and Binance's client ids are unique only among
+        open orders, so resending an IOC that already ended could execute it twice: the poll asks instead.
+        """
         delay = self._backoff_s
         for attempt in range(self._retries + 1):
             try:
@@ -184,7 +159,8 @@ class LiveBroker:
                 raise
             except _TRANSIENT as exc:
                 self._window.record(self._clock(), False)
-                if attempt == self._retries:
+                refused = isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded))
+                if attempt == self._retries or not (retry_unknown or refused):
                     raise BrokerError(f"{self.name} {what}: {type(exc).__name__}: {exc}") from exc
                 self._sleep(delay)
                 delay *= 2
@@ -230,6 +206,7 @@ class LiveBroker:
                 to_venue_str(order.size),
                 to_venue_str(order.price),
                 params,
+                retry_unknown=False,
             )
         except ccxt.InvalidOrder as exc:
             return [Rejected(order.client_order_id, now, f"{type(exc).__name__}: {exc}")]
@@ -283,30 +260,47 @@ class LiveBroker:
             raw = raws.get(order.client_order_id)
             # Executions of this order by its venue id (exact, and independent of either side's clock).
             if raw is not None and _dec(raw.get("filled"), "filled") > order.filled:
-                trades = self._call(
-                    "fetch_my_trades", self.exchange.fetch_my_trades, symbol, None, None, {"orderId": raw["id"]}
-                )
-                for trade in trades:
-                    if str(trade.get("order")) == str(raw["id"]):
-                        events.append(Filled(order.client_order_id, self._fill_from_trade(order, trade)))
+                events.extend(self._order_trades(order, str(raw["id"])))
         for order in group:
             raw = raws[order.client_order_id]
             if raw is None:
                 age = (now - order.created_at).total_seconds()
-                if order.state is OrderState.NEW and age > self._cfg.ack_timeout_seconds:
-                    events.append(Rejected(order.client_order_id, now, "never reached the venue"))
+                unknown = order.venue_order_id is None and order.filled == 0  # never acknowledged either
+                if unknown and age > self._cfg.ack_timeout_seconds:
+                    # NEW: rejected; OPEN after a refused cancel of a send whose answer was lost: the venue
+                    # has no such order, so it ends (else a zombie would hold the strategy's market).
+                    why = "never reached the venue"
+                    end = Rejected if order.state is OrderState.NEW else Cancelled
+                    events.append(end(order.client_order_id, now, why))
                 continue
             events.extend(self._state_events(order, raw, now))
         return events
+
+    def _order_trades(self, order: Order, venue_id: str, now: datetime | None = None) -> list[VenueEvent]:
+        trades = self._call(
+            "fetch_my_trades", self.exchange.fetch_my_trades, order.symbol, None, None, {"orderId": venue_id}
+        )
+        return [
+            Filled(order.client_order_id, self._fill_from_trade(order, trade, now))
+            for trade in trades
+            if str(trade.get("order")) == venue_id
+        ]
 
     def _events_from_order(self, order: Order, raw: Mapping[str, Any], now: datetime) -> list[VenueEvent]:
         events: list[VenueEvent] = []
         venue_id = str(raw.get("id") or "")
         if venue_id and order.state is OrderState.NEW:
             events.append(Accepted(order.client_order_id, venue_id, now))
-        for trade in raw.get("trades") or []:
-            if trade.get("id") is not None:
-                events.append(Filled(order.client_order_id, self._fill_from_trade(order, trade, now)))
+        trades = [t for t in raw.get("trades") or [] if t.get("id") is not None]
+        events.extend(Filled(order.client_order_id, self._fill_from_trade(order, t, now)) for t in trades)
+        if venue_id and not trades and _dec(raw.get("filled"), "filled") > order.filled:
+            # The answer says it executed but lists no trades (USD-M order answers, cancel answers): fetch
+            # them now, before a final state ends the order and no poll would ever ask for its fills.
+            try:
+                events.extend(self._order_trades(order, venue_id, now))
+            except BrokerError:
+                if raw.get("status") in ("canceled", "expired"):
+                    return events  # keep the order live: the next poll asks for its fills and its end
         events.extend(self._state_events(order, raw, now, acked=bool(events)))
         return events
 
@@ -340,6 +334,39 @@ class LiveBroker:
         ts = datetime.fromtimestamp(ts_ms / 1000, UTC) if ts_ms else (now or self._clock())
         liquidity = Liquidity.MAKER if trade.get("takerOrMaker") == "maker" else Liquidity.TAKER
         return Fill(f"{self.venue}-{trade['id']}", size, price, fee, liquidity, require_utc(ts))
+
+    def stream_events(self, orders: Sequence[Order], now: datetime) -> list[VenueEvent]:
+        """Events of the order updates pushed on the venue's WebSocket since the last call (none without
+        a stream). Fills carry the REST poll's ids; an update whose fills were coalesced away (its
+        cumulative filled is ahead of what it reports) has them fetched by REST at once."""
+        if self._stream is None:
+            return []
+        if not self._stream_started:
+            self._stream_started = True
+            self._stream.start()
+        by_cid = {o.client_order_id: o for o in orders}
+        events: list[VenueEvent] = []
+        ahead: dict[str, tuple[Order, str, Decimal]] = {}
+        seen: dict[str, Decimal] = {}
+        for update in self._stream.drain():
+            order = by_cid.get(str(update.get("clientOrderId")))
+            if order is None:
+                continue
+            cid = order.client_order_id
+            fill = update_fill(self.venue, update, *base_quote(order.symbol))
+            if fill is not None:
+                events.append(Filled(cid, fill))
+                seen[cid] = seen.get(cid, Decimal(0)) + fill.size
+            cum = _dec(update.get("filled"), "filled")
+            if cum > order.filled + seen.get(cid, Decimal(0)) and update.get("id"):
+                ahead[cid] = (order, str(update["id"]), cum)
+            events.extend(self._state_events(order, update, now, acked=order.venue_order_id is not None))
+        for order, venue_id, _ in ahead.values():
+            try:
+                events[:0] = self._order_trades(order, venue_id, now)  # fills before any final state
+            except BrokerError:
+                continue  # the next sweep's poll asks again
+        return events
 
     # ---- account --------------------------------------------------------------------------------
     def open_orders(self) -> list[VenueOrderView]:
@@ -383,4 +410,5 @@ class LiveBroker:
         pass
 
     def close(self) -> None:
-        pass
+        if self._stream is not None and self._stream_started:
+            self._stream.close()

@@ -77,6 +77,7 @@ class HedgeStrategy:
         self._started_at: datetime | None = None
         self._closed_orders: dict[str, Decimal] = {}  # order id -> filled, of recently closed cycles
         self._closed_fills: deque[str] = deque(maxlen=1024)
+        self._early: list[FillEvent | OrderUpdate] | None = None  # events met inside our own submit
         self._quoted = self._filled = 0
 
     # ---- Strategy protocol ---------------------------------------------------------------------
@@ -105,6 +106,9 @@ class HedgeStrategy:
 
     def on_fill(self, ctx: StrategyContext, fill: FillEvent) -> None:
         cycle = self.cycle
+        if self._early is not None and (cycle is None or fill.order_id not in cycle.orders):
+            self._early.append(fill)  # of the order being submitted right now (see `_place`)
+            return
         if cycle is None or fill.order_id not in cycle.orders:
             if fill.fill.fill_id not in self._closed_fills:  # a repeat of a known fill is no news
                 self._stray(ctx, fill.order_id, f"fill {fill.fill.fill_id} of {fill.fill.size}")
@@ -116,6 +120,9 @@ class HedgeStrategy:
 
     def on_order_update(self, ctx: StrategyContext, update: OrderUpdate) -> None:
         cycle = self.cycle
+        if self._early is not None and (cycle is None or update.order_id not in cycle.orders):
+            self._early.append(update)
+            return
         if cycle is None or update.order_id not in cycle.orders:
             if update.filled > self._closed_orders.get(update.order_id, update.filled):
                 self._stray(ctx, update.order_id, f"update {update.state} filled {update.filled}")
@@ -231,13 +238,33 @@ class HedgeStrategy:
             tag=f"hedge-{action.role.value}",
         )
         now = ctx.now()
-        result = ctx.submit(intent)
+        # A venue that answers an IOC with its fills (or its end) makes the engine report them inside
+        # `submit`, before this order id is known to the cycle: hold them, feed them after `placed`.
+        self._early = []
+        try:
+            result = ctx.submit(intent)
+        finally:
+            early, self._early = self._early, None
         if result.accepted and result.order_id:
             self.machine.placed(cycle, action, result.order_id, result.size or action.size, now)
             ctx.record(f"{action.role.value}-sent", f"{action.side} {action.size} @ {action.price} on {venue}", symbol)
-            return []
+            return self._replay(ctx, cycle, early)
         ctx.record(f"{action.role.value}-refused", result.reason, symbol)
         return self.machine.refused(cycle, action, result.reason or "refused", self._snapshot(ctx), now)
+
+    def _replay(self, ctx: StrategyContext, cycle: Cycle, early: list[FillEvent | OrderUpdate]) -> list[Action]:
+        actions: list[Action] = []
+        for event in early:
+            if event.order_id not in cycle.orders:
+                self._stray(ctx, event.order_id, f"{type(event).__name__} during its own submit")
+            elif isinstance(event, FillEvent):
+                f = event.fill
+                leg = LegFill(f.fill_id, f.size, f.price, f.fee, f.ts)
+                actions += self.machine.on_fill(cycle, event.order_id, leg, self._snapshot(ctx), ctx.now())
+            else:
+                snap = self._snapshot(ctx)
+                actions += self.machine.on_update(cycle, event.order_id, event.state, event.filled, snap, ctx.now())
+        return actions
 
     def _close(self, ctx: StrategyContext) -> None:
         cycle = self.cycle

@@ -1,7 +1,8 @@
 """REST + WebSocket on one 127.0.0.1 port (ephemeral), for fake venues the real ccxt / ccxt.pro clients
 talk to. aiohttp runs in its own thread with its own event loop; use the venue as a context manager.
 
-Subclasses implement `handle_http(method, path, query, body, headers) -> (status, json)` and
+Subclasses implement `handle_http(method, path, query, body, headers) -> (status, json)` (the raw query
+string, as signed, is the pseudo-header `headers[":query"]`) and
 `handle_ws(conn, message) -> list of replies`; they push to subscribers with `push(conn, payload)`.
 
 Faults, for every venue built on this:
@@ -135,7 +136,11 @@ class AioVenue:
             self._hang -= 1
             await asyncio.sleep(self._hang_seconds)
         status, payload = self.handle_http(
-            request.method, request.path, dict(request.query), body, {k.lower(): v for k, v in request.headers.items()}
+            request.method,
+            request.path,
+            dict(request.query),
+            body,
+            {**{k.lower(): v for k, v in request.headers.items()}, ":query": request.query_string},
         )
         return web.Response(status=status, text=json.dumps(payload), content_type="application/json")
 

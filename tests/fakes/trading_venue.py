@@ -20,9 +20,12 @@ Matching, deliberately simple and deterministic:
 Injected slippage: `fill_slippage` (a fraction) makes every fill worse than the market traded.
 
 Scripted faults: `rate_limit_next(n)` answers 429 to the next n signed requests, `reject_next(n)` rejects
-the next n orders, `drop_next(n)` closes the connection without an answer. `requests` records every
+the next n orders, `drop_next(n)` closes the connection without an answer, `lose_answers_next(n)` carries
+the next n signed requests out and then closes without the answer. `requests` records every
 request (method, path, params). State lives in this process, so an engine subprocess can be killed and
-restarted against the same venue.
+restarted against the same venue. `listeners` hear every execution report (order, execution type NEW /
+TRADE / CANCELED / EXPIRED, the trade or None), for a user data stream to format
+(`tests.fakes.binance_spot_stream`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -109,7 +113,8 @@ class FakeTradingVenue:
         self.trades: list[dict[str, Any]] = []
         self.books: dict[str, Book] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
-        self.rate_limited = self.rejects = self.drops = 0
+        self.rate_limited = self.rejects = self.drops = self.lost_answers = 0
+        self.listeners: list[Callable[[VenueOrder, str, dict[str, Any] | None], None]] = []
         # Injected slippage: every fill executes this fraction worse than its price (a buy higher, a sell lower).
         self.fill_slippage = Decimal(0)
         self._ids = itertools.count(1000)
@@ -183,6 +188,10 @@ class FakeTradingVenue:
 
     def drop_next(self, n: int) -> None:
         self.drops = n
+
+    def lose_answers_next(self, n: int) -> None:
+        """The next n signed requests are carried out, then the connection closes without the answer."""
+        self.lost_answers = n
 
     def trade(self, symbol: str, price: str, qty: str) -> None:
         """A public print at `price` for `qty`: resting orders strictly through it fill at their limit."""
@@ -269,7 +278,11 @@ class FakeTradingVenue:
             }.get((method, path))
             if route is None:
                 return 404, {"code": -1, "msg": f"no route {method} {path}"}
-            return route(params)
+            answer = route(params)
+            if self.lost_answers > 0:
+                self.lost_answers -= 1
+                return -1, None
+            return answer
 
     def _auth_problem(self, raw: str, api_key: str | None) -> tuple[int, Any] | None:
         if api_key != self.api_key:
@@ -289,7 +302,12 @@ class FakeTradingVenue:
         now = int(time.time() * 1000)
         order = VenueOrder(next(self._ids), cid, vid, side, type_, tif, price, qty, now, update_ms=now)
         self.orders[order.order_id] = order
+        self._emit(order, "NEW")
         return order
+
+    def _emit(self, order: VenueOrder, execution: str, trade: dict[str, Any] | None = None) -> None:
+        for listener in list(self.listeners):
+            listener(order, execution, trade)
 
     def _lock_funds(self, order: VenueOrder) -> None:
         base, quote = self.markets[order.symbol]
@@ -346,6 +364,7 @@ class FakeTradingVenue:
                 "tradeId": trade["id"],
             }
         )
+        self._emit(order, "TRADE", trade)
 
     def _order_json(self, order: VenueOrder, *, full: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -418,6 +437,7 @@ class FakeTradingVenue:
         if tif == "IOC" and order.is_open:
             self._unlock_rest(order)
             order.status = "EXPIRED"
+            self._emit(order, "EXPIRED")
         return 200, self._order_json(order, full=True)
 
     def _find(self, p: dict[str, str]) -> VenueOrder | None:
@@ -442,6 +462,7 @@ class FakeTradingVenue:
         self._unlock_rest(order)
         order.status = "CANCELED"
         order.update_ms = int(time.time() * 1000)
+        self._emit(order, "CANCELED")
         return 200, self._order_json(order)
 
     def _open_orders(self, p: dict[str, str]) -> tuple[int, Any]:
@@ -454,6 +475,7 @@ class FakeTradingVenue:
             if order.is_open and order.symbol == p.get("symbol"):
                 self._unlock_rest(order)
                 order.status = "CANCELED"
+                self._emit(order, "CANCELED")
                 out.append(self._order_json(order))
         return 200, out
 
