@@ -23,6 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from pipelines.lake import Lake
 from serving.deps import ServingDeps
 from serving.engine.config import load_extras
+from serving.gc_tuning import freeze_startup_heap
 from serving.engine.telegram import TelegramSender, WebSocketWatch, load_alert_settings
 from serving.health import HealthMonitor, HealthTee, StreamDrift, lake_reference
 from serving.strategy_feed import StrategyFeed
@@ -127,6 +128,7 @@ def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncCont
                 pusher=deps.owned_store,
                 confidence=deps.confidence,
             ):
+                freeze_startup_heap(settings.serving.gc_threshold0, enabled=settings.serving.gc_freeze)
                 yield
         finally:
             deps.scorer.stop()
