@@ -28,6 +28,10 @@ class StreamConfig(_Frozen):
     replay_speed: float = Field(
         1.0, ge=0, le=10_000, description="Replay pace vs recorded time; 0 = as fast as the client reads."
     )
+    replay_in_process: bool = Field(
+        False, description="Run the replayed venue inside the serving process (default: its own process, "
+        "serving.stream.replay_process, as a real venue is; always inside at replay_speed 0)."
+    )
     symbols: tuple[str, ...] = Field((), description="Symbols to watch; empty = the stored universe.")
     silence_timeout_s: float = Field(
         2.0, gt=0, le=60, description="No message for this long counts as a dead connection (SPEC 14: < 3 s)."

@@ -75,7 +75,7 @@ def ks_2samp(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     cdf_b = np.searchsorted(b, both, side="right") / len(b)
     d = float(np.max(np.abs(cdf_a - cdf_b)))
     en = len(a) * len(b) / (len(a) + len(b))
-    return d, float(min(1.0, 2.0 * smirnov(int(round(en)), d)))
+    return d, float(min(1.0, 2.0 * smirnov(round(en), d)))
 
 
 def feature_drift(

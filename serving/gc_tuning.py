@@ -10,7 +10,8 @@ stream's work, dominated the stream-on p99.
 `freeze_startup_heap` runs one full collection and then `gc.freeze()`: everything alive at that point
 moves to the permanent generation, which collections never traverse (those objects live for the whole
 process anyway). It also raises the generation-0 threshold (`serving.gc_threshold0`), so the short-lived
-garbage of requests and market events is collected in fewer, still short, passes.
+garbage of requests and market events is collected in fewer, still short, passes. `thaw_heap` undoes
+the freeze when the app stops (the lifespan), so a process that runs several apps (tests) frees them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def freeze_startup_heap(threshold0: int, *, enabled: bool = True) -> int:
     """Collect, freeze the surviving objects and set the gen-0 threshold; returns the frozen count."""
     if not enabled:
         return 0
+    gc.unfreeze()  # a second app in one process (tests): what the first froze and dropped is freed now
     gc.collect()
     gc.freeze()
     _, threshold1, threshold2 = gc.get_threshold()
@@ -32,3 +34,8 @@ def freeze_startup_heap(threshold0: int, *, enabled: bool = True) -> int:
     frozen = gc.get_freeze_count()
     log.info("gc: %d startup objects frozen, gen-0 threshold %d", frozen, threshold0)
     return frozen
+
+
+def thaw_heap() -> None:
+    """At shutdown: frozen objects go back to the collector (an app stopped in a process that goes on)."""
+    gc.unfreeze()

@@ -23,8 +23,8 @@ from fastapi.concurrency import run_in_threadpool
 from pipelines.lake import Lake
 from serving.deps import ServingDeps
 from serving.engine.config import load_extras
-from serving.gc_tuning import freeze_startup_heap
 from serving.engine.telegram import TelegramSender, WebSocketWatch, load_alert_settings
+from serving.gc_tuning import freeze_startup_heap, thaw_heap
 from serving.health import HealthMonitor, HealthTee, StreamDrift, lake_reference
 from serving.strategy_feed import StrategyFeed
 from serving.stream.runner import serving_stream
@@ -131,6 +131,7 @@ def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncCont
                 freeze_startup_heap(settings.serving.gc_threshold0, enabled=settings.serving.gc_freeze)
                 yield
         finally:
+            thaw_heap()
             deps.scorer.stop()
             deps.latest.close()
             if deps.owned_store is not None:
