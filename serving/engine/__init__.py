@@ -194,10 +194,19 @@ async def trading_lifespan(
 
     Composable: another lifespan can `async with trading_lifespan(app, settings):` around its own work.
     A replay of recorded events with their original timestamps passes `clock=ReplayClock(first_ts)`.
+    With `engine.leader.enabled` (serving replicas) the engine runs only while this process holds the
+    leader lease (`serving.engine.leadership`; `app.state.leadership`).
     """
+    app.state.leadership = None
     if not settings.engine.enabled:
         app.state.trading_engine = None
         yield
+        return
+    if settings.engine.leader.enabled:  # replicas: build and start it only while holding the lease
+        from serving.engine.leadership import leader_lifespan
+
+        async with leader_lifespan(app, settings, lambda: build_engine(settings, clock=clock)):
+            yield
         return
     engine = build_engine(settings, clock=clock)
     engine.start()

@@ -1,0 +1,61 @@
+"""Client-side probes of serving replicas: which one runs the engine, and how long a takeover takes.
+
+Used by the replica tests, `make cluster` and `bench.cluster` (``takeover_s``)::
+
+    engine_states(["http://127.0.0.1:8001", "http://127.0.0.1:8002"])  # {url: "active" | "standby" | ... | None}
+    measure_takeover(urls, kill=lambda url: os.kill(pids[url], signal.SIGKILL))  # seconds
+
+Each probe is ``GET /health`` (field ``engine``); an unreachable replica is ``None``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import httpx
+
+
+def engine_state(url: str, client: httpx.Client) -> str | None:
+    """The replica's `engine` field of /health, None when it does not answer."""
+    try:
+        response = client.get(f"{url.rstrip('/')}/health")
+        response.raise_for_status()
+        return str(response.json().get("engine"))
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def engine_states(urls: Sequence[str], timeout_s: float = 2.0) -> dict[str, str | None]:
+    with httpx.Client(timeout=timeout_s) as client:
+        return {url: engine_state(url, client) for url in urls}
+
+
+def wait_for_active(
+    urls: Sequence[str], timeout_s: float = 60.0, poll_s: float = 0.05, exclude: str | None = None
+) -> str:
+    """The url of the replica that reports ``active`` (not `exclude`); TimeoutError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(timeout=min(2.0, timeout_s)) as client:
+        while True:
+            for url in urls:
+                if url != exclude and engine_state(url, client) == "active":
+                    return url
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no replica of {list(urls)} became active within {timeout_s} s")
+            time.sleep(poll_s)
+
+
+def measure_takeover(
+    urls: Sequence[str], kill: Callable[[str], None], timeout_s: float = 60.0, poll_s: float = 0.05
+) -> tuple[str, str, float]:
+    """Kill the active replica (`kill(url)`, e.g. a SIGKILL) and time until another one reports ``active``.
+
+    Returns (killed url, new active url, seconds from the kill to the new leader's first ``active``);
+    the new leader has recovered the shared trading store, run its clean start and reconciliation by then.
+    """
+    old = wait_for_active(urls, timeout_s, poll_s)
+    start = time.monotonic()
+    kill(old)
+    new = wait_for_active(urls, timeout_s, poll_s, exclude=old)
+    return old, new, time.monotonic() - start
