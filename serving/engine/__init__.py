@@ -42,7 +42,8 @@ Modules: `events` (inputs), `strategy` (the strategy contract), `engine` (`Tradi
 `portfolio`, `execution`, `risk`, `reconcile`, `persistence/` (`TradingStore`: SQLite/PostgreSQL),
 `context` (a strategy's `StrategyContext`), `status`, `counters`, `routing`, `config` (strategy
 entries, health and Airflow settings), `broker` (`Broker` protocol, `PaperBroker`), `live_broker`
-(`LiveBroker` through ccxt, `CcxtMarkets`); `runtime` and `store` are compatibility aliases.
+(`LiveBroker` through ccxt, `CcxtMarkets`), `leader_lease` / `leadership` / `takeover` (serving replicas:
+one active engine behind a PostgreSQL advisory lock); `runtime` and `store` are compatibility aliases.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ ALPHATIDE_* in the environment, as `alphatide serve`).
 
 The app is the real one (`serving.app.create_app`: lifespan, leader lease, engine, routers) served by
 uvicorn on 127.0.0.1 at an ephemeral port, printed as ``PORT <n>`` once bound. The test feeds the
-engine through one extra route, ``POST /_test/feed`` (books and signals, as the stream would submit
+engine through one extra route, ``POST /_test/feed`` (books, signals and trades, as the stream would submit
 them; 503 on a standby): the stream itself is not what these tests are about.
 """
 
@@ -19,7 +19,7 @@ from fastapi import FastAPI, HTTPException, Request
 
 from pipelines.config import check_live_start, load_settings
 from serving.app import create_app
-from serving.engine.events import BookEvent, SignalEvent
+from serving.engine.events import BookEvent, SignalEvent, TradeEvent
 
 
 def add_feed_route(app: FastAPI) -> None:
@@ -33,7 +33,9 @@ def add_feed_route(app: FastAPI) -> None:
             engine.submit(BookEvent(symbol, Decimal(bid), Decimal(ask), Decimal(5), Decimal(5), now))
         for symbol, p_up in body.get("signals", []):
             engine.submit(SignalEvent(symbol, float(p_up), now))
-        return {"queued": len(body.get("books", [])) + len(body.get("signals", []))}
+        for symbol, price, size in body.get("trades", []):  # public prints (paper fills)
+            engine.submit(TradeEvent(symbol, Decimal(price), Decimal(size), now))
+        return {"queued": sum(len(body.get(k, [])) for k in ("books", "signals", "trades"))}
 
 
 def main() -> None:

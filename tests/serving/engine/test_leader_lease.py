@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
@@ -16,7 +17,7 @@ from pipelines.config import EngineConfig, load_settings
 from pipelines.config_leader import LeaderConfig
 from pipelines.errors import ConfigError
 from serving.engine.leader_lease import APP_PREFIX, PostgresLease, lock_key
-from serving.engine.leadership import FollowerSink, Leadership
+from serving.engine.leadership import FollowerSink, Leadership, follow_leader
 from tests.conftest import PROJECT_ROOT
 from tests.serving.engine.pg_database import terminate_backends, throwaway_database
 
@@ -183,3 +184,24 @@ def test_the_lease_needs_postgresql() -> None:
     assert settings.engine.leader.lock_dsn(settings.engine.dsn) == pg
     assert "u:secret@" not in settings.model_dump_json()  # a SecretStr, masked
     assert EngineConfig().leader == LeaderConfig(enabled=False)  # embedded default: one process, always leader
+
+
+def test_the_streams_sink_follows_the_lease(dsn: str) -> None:
+    log: list[str] = []
+    leadership = _leadership(dsn, log, "a")
+    app = SimpleNamespace(state=SimpleNamespace(leadership=leadership))
+    blocker = _lease(dsn)  # another replica holds the lease first
+    try:
+        assert blocker.try_acquire()
+        sink = follow_leader(app, attach=lambda: leadership.engine, detach=lambda: log.append("detach"))
+        assert leadership.step() == "standby" and not sink.submit("dropped")
+
+        blocker.release()
+
+        assert leadership.step() == "active" and sink.submit("kept")
+        assert leadership.engine.events == ["kept"]
+    finally:
+        leadership.stop()
+        blocker.release()
+    assert log == ["start a", "detach", "stop a"] and not sink.submit("after stop")
+    assert follow_leader(SimpleNamespace(state=SimpleNamespace()), attach=lambda: "engine", detach=None) == "engine"

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -47,7 +48,8 @@ class Replica:
         line = self.proc.stdout.readline()
         if not line.startswith("PORT "):
             self.proc.kill()
-            raise AssertionError(f"replica did not start: {line!r} {self.proc.stderr.read() if self.proc.stderr else ''}")
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise AssertionError(f"replica did not start: {line!r} {err}")
         self.url = f"http://127.0.0.1:{int(line.split()[1])}"
 
     def wait_serving(self, timeout_s: float = 90.0) -> None:
@@ -72,15 +74,16 @@ class Replica:
                 self.proc.wait(10)
 
 
-def _env(home: Settings, dsn: str, venue: FakeTradingVenue) -> dict[str, str]:
+def _env(home: Settings, dsn: str, venue: FakeTradingVenue, mode: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHATIDE_")}
+    if mode == "live":
+        env["ALPHATIDE_ENGINE__VENUE_API_KEY"] = TEST_API_KEY
+        env["ALPHATIDE_ENGINE__VENUE_API_SECRET"] = TEST_API_SECRET
     env.update({
         "ALPHATIDE_HOME": str(home.home),
         "ALPHATIDE_API_KEY": API_KEY,
-        "ALPHATIDE_ENGINE__MODE": "live",
-        "ALPHATIDE_ENGINE__API_URL": venue.base_url,
-        "ALPHATIDE_ENGINE__VENUE_API_KEY": TEST_API_KEY,
-        "ALPHATIDE_ENGINE__VENUE_API_SECRET": TEST_API_SECRET,
+        "ALPHATIDE_ENGINE__MODE": mode,
+        "ALPHATIDE_ENGINE__API_URL": venue.base_url,  # paper: the instruments' metadata only
         "ALPHATIDE_ENGINE__DSN": dsn,
         "ALPHATIDE_ENGINE__SWEEP_INTERVAL_S": "0.2",
         "ALPHATIDE_ENGINE__LEADER__ENABLED": "true",
@@ -103,13 +106,13 @@ def _store_orders(dsn: str) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in conn.execute("SELECT client_order_id, state FROM engine_orders").fetchall()]
 
 
-@pytest.fixture
-def cluster(serving_home: Settings) -> Iterator[tuple[FakeTradingVenue, str, list[Replica]]]:
+@contextmanager
+def _cluster(home: Settings, mode: str) -> Iterator[tuple[FakeTradingVenue, str, list[Replica]]]:
     with FakeTradingVenue(venue_markets(), {"USDT": Decimal(10_000)}) as venue:
         for symbol in SYMBOLS:
             venue.set_book(symbol, "100.00", "100.01")
         with throwaway_database("alphatide_replicas_e2e") as dsn:
-            env = _env(serving_home, dsn, venue)
+            env = _env(home, dsn, venue, mode)
             replicas: list[Replica] = []
             try:
                 replicas.append(Replica(env))
@@ -120,6 +123,16 @@ def cluster(serving_home: Settings) -> Iterator[tuple[FakeTradingVenue, str, lis
             finally:
                 for replica in replicas:
                     replica.stop()
+
+
+@pytest.fixture
+def cluster(serving_home: Settings) -> Iterator[tuple[FakeTradingVenue, str, list[Replica]]]:
+    with _cluster(serving_home, "live") as parts:
+        yield parts
+
+
+def _feed(replica: Replica, **body: Any) -> None:
+    httpx.post(replica.url + "/_test/feed", timeout=10, headers=KEY, json=body).raise_for_status()
 
 
 def test_two_replicas_one_engine_and_a_clean_takeover_after_kill_9(
@@ -139,9 +152,7 @@ def test_two_replicas_one_engine_and_a_clean_takeover_after_kill_9(
     assert second.get("/health")["engine_holder"] == standby["holder"]
 
     # The active replica trades: entries rest at the venue, one fills (a position), all stored first.
-    httpx.post(first.url + "/_test/feed", timeout=10, headers=KEY, json={
-        "books": [[s, "100.00", "100.01"] for s in SYMBOLS], "signals": [[s, 0.8] for s in SYMBOLS],
-    }).raise_for_status()
+    _feed(first, books=[[s, "100.00", "100.01"] for s in SYMBOLS], signals=[[s, 0.8] for s in SYMBOLS])
     _wait(lambda: len(venue.open_orders()) == len(SYMBOLS), "entries resting at the venue")
     venue.trade("BTC/USDT", "99.99", "100")
     _wait(lambda: "BTC/USDT" in {p["symbol"] for p in first.get("/positions")}, "the BTC position")
@@ -165,9 +176,7 @@ def test_two_replicas_one_engine_and_a_clean_takeover_after_kill_9(
     assert all(stored[cid] in ("filled", "cancelled", "rejected", "expired") for cid in sent_by_first), stored
 
     # The new leader trades on: fresh client order ids, none reused, every one stored.
-    httpx.post(second.url + "/_test/feed", timeout=10, headers=KEY, json={
-        "books": [[s, "100.00", "100.01"] for s in SYMBOLS], "signals": [[s, 0.8] for s in SYMBOLS[1:]],
-    }).raise_for_status()
+    _feed(second, books=[[s, "100.00", "100.01"] for s in SYMBOLS], signals=[[s, 0.8] for s in SYMBOLS[1:]])
     def entered() -> set[str]:
         return {o.symbol for o in venue.open_orders() if o.client_order_id not in sent_by_first}
 
@@ -175,3 +184,28 @@ def test_two_replicas_one_engine_and_a_clean_takeover_after_kill_9(
     ids = [cid for cid, _ in _store_orders(dsn)]
     assert len(ids) == len(set(ids)) > len(sent_by_first)
     assert {o.client_order_id for o in venue.orders.values()} <= set(ids)
+
+
+def test_paper_replicas_hand_over_positions_and_never_reuse_an_order_id(serving_home: Settings) -> None:
+    """Paper mode (what `make cluster` runs): balances and positions are in the shared store; the dead
+    process's resting paper orders are closed at the new leader's clean start."""
+    with _cluster(serving_home, "paper") as (_venue, dsn, (first, second)):
+        _feed(first, books=[[s, "100.00", "100.01"] for s in SYMBOLS], signals=[[s, 0.8] for s in SYMBOLS])
+        _wait(lambda: len([st for _, st in _store_orders(dsn) if st == "open"]) == len(SYMBOLS), "paper entries")
+        _feed(first, trades=[["BTC/USDT", "99.95", "10"]])
+        _wait(lambda: "BTC/USDT" in {p["symbol"] for p in first.get("/positions")}, "the BTC paper position")
+        held = {p["symbol"]: Decimal(p["size"]) for p in first.get("/positions")}
+        by_first = {cid for cid, _ in _store_orders(dsn)}
+
+        killed, new, takeover_s = measure_takeover(
+            [first.url, second.url], kill=lambda url: os.kill(first.proc.pid, signal.SIGKILL)
+        )
+
+        assert (killed, new) == (first.url, second.url) and takeover_s <= TAKEOVER_LIMIT_S
+        assert {p["symbol"]: Decimal(p["size"]) for p in second.get("/positions")} == held
+        stored = dict(_store_orders(dsn))
+        assert all(stored[cid] in ("filled", "cancelled", "rejected", "expired") for cid in by_first), stored
+        _feed(second, books=[[s, "100.00", "100.01"] for s in SYMBOLS], signals=[["ETH/USDT", 0.8]])
+        _wait(lambda: len(_store_orders(dsn)) > len(by_first), "the new leader's entry")
+        ids = [cid for cid, _ in _store_orders(dsn)]
+        assert len(ids) == len(set(ids))
