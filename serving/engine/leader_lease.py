@@ -75,12 +75,17 @@ def lock_key(name: str) -> int:
 
 
 def connection_kwargs(connect_timeout_s: int, dead_peer_s: int, application_name: str) -> dict[str, Any]:
-    """libpq parameters of the lock connection: timeouts and keepalives on both ends of the socket."""
+    """libpq parameters of the lock connection: timeouts and keepalives on both ends of the socket.
+
+    The holder gives up in about half of `dead_peer_s` (client side), the server frees the lock after
+    about `dead_peer_s`: on a partition the old leader has stopped before a standby can take over.
+    """
     idle = max(1, dead_peer_s // 2)
     count = max(1, dead_peer_s - idle)
+    client_ms = max(1000, dead_peer_s * 500)
     server = (
         f"-c tcp_keepalives_idle={idle} -c tcp_keepalives_interval=1 -c tcp_keepalives_count={count} "
-        f"-c tcp_user_timeout={dead_peer_s * 1000} -c statement_timeout={dead_peer_s * 1000} "
+        f"-c tcp_user_timeout={dead_peer_s * 1000} -c statement_timeout={client_ms} "
         "-c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0"
     )
     return {
@@ -88,10 +93,10 @@ def connection_kwargs(connect_timeout_s: int, dead_peer_s: int, application_name
         "connect_timeout": connect_timeout_s,
         "application_name": application_name,
         "keepalives": 1,
-        "keepalives_idle": idle,
+        "keepalives_idle": 1,
         "keepalives_interval": 1,
-        "keepalives_count": count,
-        "tcp_user_timeout": dead_peer_s * 1000,
+        "keepalives_count": max(1, client_ms // 1000 - 1),
+        "tcp_user_timeout": client_ms,
         "options": server,
     }
 

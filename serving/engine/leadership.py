@@ -5,10 +5,11 @@ With ``ALPHATIDE_ENGINE__LEADER__ENABLED=true`` (`pipelines.config_leader.Leader
 
 - it tries the lease (`serving.engine.leader_lease.PostgresLease`) once at startup, then a daemon thread
   tries it every ``poll_interval_s`` (standby) or checks it is still held (active);
-- on acquiring it the process is ``starting``: it builds the engine and runs `engine.start()` (recovery
-  from the shared trading store: open orders and positions, the clean start, reconciliation), publishes
-  it as ``app.state.trading_engine``, runs the ``on_active`` hooks (the health monitor, alerting and the
-  stream's engine sink of `serving.lifespan`), and is ``active``;
+- on acquiring it the process is ``starting``: it waits one poll interval (a previous holder that lost
+  its lock connection but still runs stops within one of its own polls), builds the engine and runs
+  `engine.start()` (recovery from the shared trading store: open orders and positions, the clean start,
+  reconciliation), publishes it as ``app.state.trading_engine``, runs the ``on_active`` hooks (the health
+  monitor, alerting and the stream's engine sink of `serving.lifespan`), and is ``active``;
 - on losing the lease (its connection died) it stops trading at once: ``on_standby`` hooks,
   ``app.state.trading_engine = None``, `engine.shutdown()`; then it is a standby again;
 - a standby serves `/signal` and the read-only endpoints from the same stores; `/health` and
@@ -49,10 +50,12 @@ class Leadership:
         demote: Callable[[Any], None],
         *,
         poll_interval_s: float = 1.0,
+        grace_s: float = 0.0,
     ) -> None:
         self.lease = lease
         self._promote, self._demote = promote, demote
         self.poll_interval_s = poll_interval_s
+        self.grace_s = grace_s  # after acquiring: time for a previous holder that is still alive to notice
         self.state: State = "standby"
         self.engine: Any = None
         self.holder: str | None = None
@@ -87,6 +90,10 @@ class Leadership:
     def _become_active(self) -> None:
         self.state = "starting"
         log.warning("leader lease acquired: starting the trading engine (recovery, clean start, reconcile)")
+        if self._stop.wait(self.grace_s):  # a previous holder still running stops within one of its polls
+            self.lease.release()
+            self.state = "standby"
+            return
         try:
             self.engine = self._promote()
         except Exception:  # the venue or the store is down: give the lease to a replica that can trade
@@ -207,7 +214,7 @@ async def leader_lifespan(
         app.state.trading_engine = None
         engine.shutdown()
 
-    leadership = Leadership(lease, promote, demote, poll_interval_s=cfg.poll_interval_s)
+    leadership = Leadership(lease, promote, demote, poll_interval_s=cfg.poll_interval_s, grace_s=cfg.poll_interval_s)
     app.state.trading_engine = None
     app.state.leadership = leadership
     await asyncio.to_thread(leadership.step)  # the first replica up leads from its start

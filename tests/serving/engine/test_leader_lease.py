@@ -205,3 +205,14 @@ def test_the_streams_sink_follows_the_lease(dsn: str) -> None:
         blocker.release()
     assert log == ["start a", "detach", "stop a"] and not sink.submit("after stop")
     assert follow_leader(SimpleNamespace(state=SimpleNamespace()), attach=lambda: "engine", detach=None) == "engine"
+
+
+def test_a_new_holder_waits_its_grace_before_it_starts_the_engine(dsn: str) -> None:
+    log: list[str] = []
+    patient = Leadership(_lease(dsn), lambda: _Engine(log, "p"), lambda engine: engine.stop(), grace_s=0.3)
+    try:
+        start = time.monotonic()
+        assert patient.step() == "active"
+        assert time.monotonic() - start >= 0.3 and log == ["start p"]
+    finally:
+        patient.stop()
