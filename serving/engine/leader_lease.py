@@ -194,7 +194,7 @@ class PostgresLease:
             return None
         if row is None:
             return None
-        return str(row[0]) or f"backend {row[2]} from {row[1]}"
+        return str(row[0]) if row[0] else f"backend {row[2]} from {row[1] or 'local socket'}"
 
     def release(self) -> None:
         if self._held and self._conn is not None and not self._conn.closed:

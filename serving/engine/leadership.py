@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -60,6 +61,7 @@ class Leadership:
         self.engine: Any = None
         self.holder: str | None = None
         self.takeovers = 0
+        self._retry_at = 0.0  # monotonic time before which a standby does not try the lease (after a failed start)
         self._on_active: list[Hook] = []
         self._on_standby: list[Hook] = []
         self._transition = threading.RLock()
@@ -78,7 +80,7 @@ class Leadership:
     # ---- the loop ------------------------------------------------------------------------------
     def step(self) -> State:
         with self._transition:
-            if self.state == "standby" and not self._stop.is_set():
+            if self.state == "standby" and not self._stop.is_set() and time.monotonic() >= self._retry_at:
                 if self.lease.try_acquire():
                     self._become_active()
             elif self.state == "active" and not self.lease.check():
@@ -101,6 +103,7 @@ class Leadership:
             self.engine = None
             self.lease.release()
             self.state = "standby"
+            self._retry_at = time.monotonic() + 5 * self.poll_interval_s  # let another replica try first
             return
         self.state = "active"
         self.takeovers += 1

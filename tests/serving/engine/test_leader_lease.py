@@ -164,11 +164,13 @@ def test_a_failed_start_gives_the_lease_back(dsn: str) -> None:
     def fail() -> object:
         raise RuntimeError("venue down")
 
-    broken = Leadership(_lease(dsn), fail, lambda engine: None)
+    broken = Leadership(_lease(dsn), fail, lambda engine: None, poll_interval_s=60)
     other = _leadership(dsn, [], "other")
     try:
         assert broken.step() == "standby"
         assert other.step() == "active"
+        other.stop()
+        assert broken.step() == "standby" and broken.holder is None  # it waits before trying again
     finally:
         broken.stop()
         other.stop()
