@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,23 +40,24 @@ TAKEOVER_LIMIT_S = 10.0  # issue 15.3: a functional requirement, not a performan
 
 
 class Replica:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", DRIVER], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
-        )
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log  # its stderr (a file: a full pipe would block the process)
+        with log.open("w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", DRIVER], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=err,
+                text=True,
+            )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line.startswith("PORT "):
             self.proc.kill()
-            err = self.proc.stderr.read() if self.proc.stderr else ""
-            raise AssertionError(f"replica did not start: {line!r} {err}")
+            raise AssertionError(f"replica did not start: {line!r} {log.read_text()}")
         self.url = f"http://127.0.0.1:{int(line.split()[1])}"
 
     def wait_serving(self, timeout_s: float = 90.0) -> None:
         deadline = time.monotonic() + timeout_s
         while engine_states([self.url]).get(self.url) is None:
-            assert self.proc.poll() is None, self.proc.stderr.read() if self.proc.stderr else ""
+            assert self.proc.poll() is None, self.log.read_text()
             assert time.monotonic() < deadline, "replica did not answer /health"
             time.sleep(0.1)
 
@@ -107,7 +109,7 @@ def _store_orders(dsn: str) -> list[tuple[str, str]]:
 
 
 @contextmanager
-def _cluster(home: Settings, mode: str) -> Iterator[tuple[FakeTradingVenue, str, list[Replica]]]:
+def _cluster(home: Settings, mode: str, logs: Path) -> Iterator[tuple[FakeTradingVenue, str, list[Replica]]]:
     with FakeTradingVenue(venue_markets(), {"USDT": Decimal(10_000)}) as venue:
         for symbol in SYMBOLS:
             venue.set_book(symbol, "100.00", "100.01")
@@ -115,9 +117,9 @@ def _cluster(home: Settings, mode: str) -> Iterator[tuple[FakeTradingVenue, str,
             env = _env(home, dsn, venue, mode)
             replicas: list[Replica] = []
             try:
-                replicas.append(Replica(env))
+                replicas.append(Replica(env, logs / "first.log"))
                 wait_for_active([replicas[0].url], timeout_s=90)  # the first one up leads
-                replicas.append(Replica(env))
+                replicas.append(Replica(env, logs / "second.log"))
                 replicas[1].wait_serving()
                 yield venue, dsn, replicas
             finally:
@@ -126,8 +128,8 @@ def _cluster(home: Settings, mode: str) -> Iterator[tuple[FakeTradingVenue, str,
 
 
 @pytest.fixture
-def cluster(serving_home: Settings) -> Iterator[tuple[FakeTradingVenue, str, list[Replica]]]:
-    with _cluster(serving_home, "live") as parts:
+def cluster(serving_home: Settings, tmp_path: Path) -> Iterator[tuple[FakeTradingVenue, str, list[Replica]]]:
+    with _cluster(serving_home, "live", tmp_path) as parts:
         yield parts
 
 
@@ -184,12 +186,15 @@ def test_two_replicas_one_engine_and_a_clean_takeover_after_kill_9(
     ids = [cid for cid, _ in _store_orders(dsn)]
     assert len(ids) == len(set(ids)) > len(sent_by_first)
     assert {o.client_order_id for o in venue.orders.values()} <= set(ids)
+    assert "Traceback" not in second.log.read_text(), second.log.read_text()
 
 
-def test_paper_replicas_hand_over_positions_and_never_reuse_an_order_id(serving_home: Settings) -> None:
+def test_paper_replicas_hand_over_positions_and_never_reuse_an_order_id(
+    serving_home: Settings, tmp_path: Path
+) -> None:
     """Paper mode (what `make cluster` runs): balances and positions are in the shared store; the dead
     process's resting paper orders are closed at the new leader's clean start."""
-    with _cluster(serving_home, "paper") as (_venue, dsn, (first, second)):
+    with _cluster(serving_home, "paper", tmp_path) as (_venue, dsn, (first, second)):
         _feed(first, books=[[s, "100.00", "100.01"] for s in SYMBOLS], signals=[[s, 0.8] for s in SYMBOLS])
         _wait(lambda: len([st for _, st in _store_orders(dsn) if st == "open"]) == len(SYMBOLS), "paper entries")
         _feed(first, trades=[["BTC/USDT", "99.95", "10"]])
