@@ -22,6 +22,7 @@ engine while this process leads and are dropped on standby.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import threading
 import time
@@ -96,6 +97,7 @@ class Leadership:
             self.lease.release()
             self.state = "standby"
             return
+        started = time.monotonic()
         try:
             self.engine = self._promote()
         except Exception:  # the venue or the store is down: give the lease to a replica that can trade
@@ -107,6 +109,7 @@ class Leadership:
             return
         self.state = "active"
         self.takeovers += 1
+        log.warning("trading engine active (built and recovered in %.2f s)", time.monotonic() - started)
         for hook in self._on_active:
             _run_hook(hook, "on_active")
 
@@ -128,6 +131,8 @@ class Leadership:
         return self
 
     def _run(self) -> None:
+        if self.state == "standby":
+            _warm_up()
         while not self._stop.wait(self.poll_interval_s):
             try:
                 self.step()
@@ -146,6 +151,15 @@ class Leadership:
             self.lease.release()
             self.state = "stopped"
             self.holder = None
+
+
+def _warm_up() -> None:
+    """A standby imports what building the engine needs (ccxt alone takes seconds on a loaded machine)."""
+    try:
+        for module in ("serving.engine.live_broker", "serving.strategies.registry"):  # ccxt, the strategies
+            importlib.import_module(module)
+    except Exception:  # the takeover imports them again and reports the error there
+        log.exception("warming up the engine's imports failed")
 
 
 def _run_hook(hook: Hook, name: str) -> None:
@@ -204,7 +218,9 @@ async def leader_lifespan(
         lease = PostgresLease(dsn, cfg.name, connect_timeout_s=cfg.connect_timeout_s, dead_peer_s=cfg.dead_peer_s)
 
     def promote() -> Any:
+        built = time.monotonic()
         engine = build()
+        log.info("trading engine built in %.2f s; recovering", time.monotonic() - built)
         try:
             engine.start()
         except Exception:

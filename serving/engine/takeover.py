@@ -3,7 +3,8 @@
 Used by the replica tests, `make cluster` and `bench.cluster` (``takeover_s``)::
 
     engine_states(["http://127.0.0.1:8001", "http://127.0.0.1:8002"])  # {url: "active" | "standby" | ... | None}
-    measure_takeover(urls, kill=lambda url: os.kill(pids[url], signal.SIGKILL))  # seconds
+    measure_takeover(urls, kill=lambda url: os.kill(pids[url], signal.SIGKILL))  # (killed, new, seconds)
+    time_takeover(urls, kill=...)  # Takeover(killed, new, acquired_s, active_s): the lease's hand-over too
 
 Each probe is ``GET /health`` (field ``engine``); an unreachable replica is ``None``.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import httpx
 
@@ -35,27 +37,47 @@ def wait_for_active(
     urls: Sequence[str], timeout_s: float = 60.0, poll_s: float = 0.05, exclude: str | None = None
 ) -> str:
     """The url of the replica that reports ``active`` (not `exclude`); TimeoutError after `timeout_s`."""
+    return _wait_for(urls, ("active",), timeout_s, poll_s, exclude)
+
+
+def _wait_for(
+    urls: Sequence[str], states: tuple[str, ...], timeout_s: float, poll_s: float, exclude: str | None
+) -> str:
     deadline = time.monotonic() + timeout_s
     with httpx.Client(timeout=min(2.0, timeout_s)) as client:
         while True:
             for url in urls:
-                if url != exclude and engine_state(url, client) == "active":
+                if url != exclude and engine_state(url, client) in states:
                     return url
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no replica of {list(urls)} became active within {timeout_s} s")
+                raise TimeoutError(f"no replica of {list(urls)} became {'/'.join(states)} within {timeout_s} s")
             time.sleep(poll_s)
+
+
+class Takeover(NamedTuple):
+    killed: str  # the url that was active and was killed
+    new: str  # the url that is active now
+    acquired_s: float  # kill -> another replica holds the lease (reports starting or active)
+    active_s: float  # kill -> it reports active: recovery, clean start and reconciliation done
+
+
+def time_takeover(
+    urls: Sequence[str], kill: Callable[[str], None], timeout_s: float = 60.0, poll_s: float = 0.05
+) -> Takeover:
+    """Kill the active replica (`kill(url)`, e.g. a SIGKILL); time the lease's hand-over and the new
+    leader's first ``active`` (after its recovery from the shared trading store)."""
+    old = wait_for_active(urls, timeout_s, poll_s)
+    start = time.monotonic()
+    kill(old)
+    new = _wait_for(urls, ("starting", "active"), timeout_s, poll_s, exclude=old)
+    acquired = time.monotonic() - start
+    wait_for_active([new], timeout_s, poll_s)
+    return Takeover(old, new, acquired, time.monotonic() - start)
 
 
 def measure_takeover(
     urls: Sequence[str], kill: Callable[[str], None], timeout_s: float = 60.0, poll_s: float = 0.05
 ) -> tuple[str, str, float]:
-    """Kill the active replica (`kill(url)`, e.g. a SIGKILL) and time until another one reports ``active``.
-
-    Returns (killed url, new active url, seconds from the kill to the new leader's first ``active``);
-    the new leader has recovered the shared trading store, run its clean start and reconciliation by then.
-    """
-    old = wait_for_active(urls, timeout_s, poll_s)
-    start = time.monotonic()
-    kill(old)
-    new = wait_for_active(urls, timeout_s, poll_s, exclude=old)
-    return old, new, time.monotonic() - start
+    """(killed url, new active url, seconds from the kill to the new leader's first ``active``)."""
+    taken = time_takeover(urls, kill, timeout_s, poll_s)
+    return taken.killed, taken.new, taken.active_s
