@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from pipelines.config_checks import check_json_variables, check_uri, mask_uri
+from pipelines.config_leader import LeaderConfig
 from pipelines.config_realtime import ServingConfig, StreamConfig
 from pipelines.errors import ConfigError
 from pipelines.realtime_config import RealtimeConfig
@@ -267,6 +268,7 @@ class EngineConfig(_Frozen):
         "a dry run of a bootstrap model); refused in live mode.",
     )
     trading: TradingConfig = TradingConfig()
+    leader: LeaderConfig = LeaderConfig()  # serving replicas: one active engine (pipelines.config_leader)
 
     @field_validator("dsn")
     @classmethod
@@ -274,6 +276,11 @@ class EngineConfig(_Frozen):
         if value is not None:
             check_uri(value.get_secret_value(), "dsn", "ALPHATIDE_ENGINE__DSN")
         return value
+
+    @model_validator(mode="after")
+    def _leader_needs_postgres(self) -> EngineConfig:
+        self.leader.check(self.dsn)
+        return self
 
     @model_validator(mode="after")
     def _live_needs_keys(self) -> EngineConfig:

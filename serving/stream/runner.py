@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from pipelines.config import Settings
 from pipelines.trading.config import system_clock
 from serving.engine import ReplayClock, trading_lifespan
+from serving.engine.leadership import follow_leader
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -103,8 +104,8 @@ async def serving_stream(
     """
     app.state.stream = None
 
-    def _attach() -> Any:
-        return attach() if attach is not None else getattr(app.state, "trading_engine", None)
+    def _attach() -> Any:  # with replicas, a sink that follows the leader lease (serving.engine.leadership)
+        return follow_leader(app, attach or (lambda: getattr(app.state, "trading_engine", None)), detach)
 
     if settings.stream.source == "off":
         async with trading_lifespan(app, settings):
