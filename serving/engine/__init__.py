@@ -136,6 +136,7 @@ def build_broker(settings: Settings, clock: Callable[[], datetime] = system_cloc
         cfg.trading.paper,
         settings.universe.quote,
         cfg.paper_starting_balance,
+        cfg.paper_starting_assets,
     )
 
 
