@@ -140,13 +140,22 @@ def serving_replicas(cfg: ClusterConfig, env: dict[str, str]) -> list[Component]
     serving_env = {k: v for k, v in env.items() if not k.startswith("AIRFLOW__")}
     replicas = []
     for i, port in enumerate(cfg.serving_ports):
-        replica_env = {**serving_env, **lease_environment(i), "ALPHATIDE_HOST": cfg.host, "ALPHATIDE_PORT": str(port)}
+        replica_env = {**lease_environment(i), **serving_env, "ALPHATIDE_HOST": cfg.host, "ALPHATIDE_PORT": str(port)}
         url = f"http://{cfg.public_host}:{port}"
         replicas.append(Component(f"serving-{i}", [str(BIN / "alphatide"), "serve"], replica_env, f"{url}/health"))
     return replicas
 
 
+def lease_supported() -> bool:
+    """Whether this checkout's engine has the leader lease (`ALPHATIDE_ENGINE__LEADER__*`)."""
+    from pipelines.config import EngineConfig
+
+    return "leader" in EngineConfig.model_fields
+
+
 def lease_environment(index: int) -> dict[str, str]:
-    """What turns the engine's leader lease on for replica `index` (PostgreSQL advisory lock on the trading
-    DSN): none until the lease lands; the replicas then race for it and exactly one trades."""
-    return {}
+    """What turns the engine's leader lease on for every replica: a session-level PostgreSQL advisory lock
+    on the shared trading store (ALPHATIDE_ENGINE__DSN); the replicas race for it, exactly one trades, a
+    standby takes over when the holder's connection drops (kill -9 included). Empty where the engine has no
+    lease (then every replica runs its own engine: keep one replica, or ALPHATIDE_ENGINE__ENABLED=false)."""
+    return {"ALPHATIDE_ENGINE__LEADER__ENABLED": "true"} if lease_supported() else {}

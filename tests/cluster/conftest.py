@@ -16,6 +16,7 @@ import redis
 from pipelines.cluster import procs, runner, services
 from pipelines.cluster.config import ClusterConfig, load_cluster_config
 from pipelines.config import Settings, load_settings
+from tests.fakes.trading_venue import FakeTradingVenue
 
 # Small synthetic data, as tests/test_chain_runner.py: 4 symbols, 8 days of 5m bars, a short CatBoost.
 SMALL_CHAIN = {
@@ -79,7 +80,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster
     reason = services_reachable()
     if reason is not None:
         pytest.skip(reason)
-    env = cluster_environment(tmp_path_factory.mktemp("cluster") / "home")
+    # The paper engines read instrument metadata from a venue: a fake one on 127.0.0.1, reached by ccxt.
+    venue = FakeTradingVenue({f"{b}USDT": (b, "USDT") for b in ("BTC", "ETH", "SOL", "XRP")}).__enter__()
+    home = tmp_path_factory.mktemp("cluster") / "home"
+    env = cluster_environment(home, {"ALPHATIDE_ENGINE__API_URL": venue.base_url})
     saved = os.environ.copy()
     os.environ.update(env)  # every component inherits the test's settings
     cfg = load_cluster_config()
@@ -94,4 +98,5 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCluster
         services.flush_redis(cfg)
         os.environ.clear()
         os.environ.update(saved)
+        venue.__exit__(None, None, None)
         assert procs.marked(directory) == []
