@@ -35,9 +35,9 @@ test: setup
 test-all: setup
 	$(BIN)/python -m pytest
 
-## test-cluster: the distributed layout end to end (needs PostgreSQL on 5432 and Redis on 6379)
+## test-cluster: every `cluster`-marked test (tests/cluster: the layout end to end, ~4.5-10 min; needs PostgreSQL on 5432, Redis on 6379)
 test-cluster: setup
-	$(BIN)/python -m pytest -m cluster tests/cluster
+	$(BIN)/python -m pytest -m cluster
 
 lint: setup
 	$(BIN)/ruff check pipelines serving dags tests bench feature_repo
