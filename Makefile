@@ -4,9 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # Locally `make test` skips the `slow` suites; CI (CI=true) runs them too: they fit its budget (~1 min).
-PYTEST_ARGS ?= $(if $(CI),,-m "not slow")
+# The `cluster` suite (the whole distributed layout, ~4 min) runs only with `make test-cluster`.
+PYTEST_ARGS ?= $(if $(CI),-m "not cluster",-m "not slow and not cluster")
 
-.PHONY: setup run chain serve test test-all lint airflow bench constraints clean hftbacktest-env bench-sim
+.PHONY: setup run chain serve test test-all test-cluster lint airflow cluster cluster-down bench constraints clean hftbacktest-env bench-sim
 
 # Create or refresh .venv when it is missing or older than the dependency files.
 $(STAMP): pyproject.toml constraints.txt
@@ -34,6 +35,10 @@ test: setup
 test-all: setup
 	$(BIN)/python -m pytest
 
+## test-cluster: every `cluster`-marked test (tests/cluster: the layout end to end, ~4.5-10 min; needs PostgreSQL on 5432, Redis on 6379)
+test-cluster: setup
+	$(BIN)/python -m pytest -m cluster
+
 lint: setup
 	$(BIN)/ruff check pipelines serving dags tests bench feature_repo
 	$(BIN)/mypy pipelines serving
@@ -41,6 +46,14 @@ lint: setup
 ## airflow: the Airflow UI (airflow standalone) on this project's dags/
 airflow: setup
 	$(BIN)/alphatide airflow
+
+## cluster: Airflow (CeleryExecutor, PostgreSQL, Redis broker), MLflow server, Redis online store, 2 serving
+## replicas on this machine (ALPHATIDE_CLUSTER__* to change; README "Running at scale"); cluster-down stops them
+cluster: setup
+	$(BIN)/alphatide cluster up
+
+cluster-down: setup
+	$(BIN)/alphatide cluster down
 
 constraints: setup
 	$(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/' > constraints.new

@@ -88,6 +88,20 @@ def run_stage(stage: Callable[[], dict[str, Any]]) -> dict[str, Any]:
             raise AirflowFailException(f"unexpected {type(exc).__name__}: {exc}") from exc
 
 
+def nightly_schedule() -> str | None:
+    """`alphatide_universe`'s schedule: ALPHATIDE_NIGHTLY_SCHEDULE (`@daily`; `none`: triggered runs only, as
+    the cluster starts it, so that unpausing it does not start a run of its own)."""
+    from pipelines.config import load_settings
+    from pipelines.errors import ConfigError
+
+    try:
+        value = load_settings().nightly_schedule
+    except ConfigError as exc:
+        log.warning("nightly schedule: settings invalid (%s); using @daily", exc)
+        value = "@daily"
+    return None if value == "none" else value
+
+
 def train_params() -> dict[str, Param]:
     """The retrain DAG's trigger form, its defaults read from the settings (ALPHATIDE_MODEL__*)."""
     from pipelines.config import ModelConfig, load_settings

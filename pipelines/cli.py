@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipelines import cli_marketdata, cli_models, cli_window
+from pipelines import cli_cluster, cli_marketdata, cli_models, cli_window
 from pipelines.config import Settings, check_live_start, load_settings, mask_uri
 from pipelines.errors import AlphatideError
 from pipelines.trading.market_making import cli as cli_mm
@@ -99,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli_mm.register(sub)
     cli_window.register(sub)
     cli_backtest.register(sub)
+    cli_cluster.register(sub)
     args = parser.parse_args(argv)
     # MLflow's per-file download bars drown the chain's own output; the chain's children inherit this.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -128,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_window.run(args, settings)
         elif args.command in cli_backtest.COMMANDS:
             return cli_backtest.run(args, settings)
+        elif args.command in cli_cluster.COMMANDS:
+            return cli_cluster.run(args, settings)
     except AlphatideError as exc:
         print(f"alphatide: {exc}", file=sys.stderr)
         return 2

@@ -335,6 +335,10 @@ class Settings(BaseSettings):
     mlflow_uri: str | None = Field(
         None, description="MLflow tracking/registry URI; default SQLite under home."
     )
+    nightly_schedule: str = Field(
+        "@daily", pattern=r"^(none|@[a-z]+|\S+( \S+){4})$",
+        description="alphatide_universe's clock (a preset or a cron); `none`: the chain runs when triggered.",
+    )
     universe: UniverseConfig = UniverseConfig()
     data: DataConfig = DataConfig()
     validation: ValidationConfig = ValidationConfig()
@@ -421,8 +425,8 @@ class Settings(BaseSettings):
 
 
 # Sections other frozen settings models read with the same prefix (serving.engine.config.EngineExtras,
-# serving.engine.telegram.AlertSettings): known variables, not typos.
-OTHER_SECTIONS = frozenset({"STRATEGIES", "HEALTH", "AIRFLOW", "TELEGRAM", "ALERTS"})
+# serving.engine.telegram.AlertSettings, pipelines.cluster.config.ClusterConfig): known variables, not typos.
+OTHER_SECTIONS = frozenset({"STRATEGIES", "HEALTH", "AIRFLOW", "TELEGRAM", "ALERTS", "CLUSTER"})
 
 
 def _unknown_variables(environ: dict[str, str]) -> list[str]:
