@@ -88,7 +88,6 @@ def _cpu(procs_: list[psutil.Process]) -> float:
 def _cluster(env: dict[str, str], symbols: list[str], timeout_s: float) -> dict[str, Any]:
     from pipelines.cluster import procs, runner, services
     from pipelines.cluster.config import load_cluster_config
-    from pipelines.cluster.layout import lease_supported
     from pipelines.config import load_settings
     from tests.cluster.conftest import cluster_environment
     from tests.fakes.trading_venue import FakeTradingVenue
@@ -107,7 +106,7 @@ def _cluster(env: dict[str, str], symbols: list[str], timeout_s: float) -> dict[
             runner.trigger(cfg, settings, timeout_s=timeout_s, say=lambda _: None)
             cluster_s = time.monotonic() - start
             cpu_s = _cpu(procs.marked(directory))
-            takeover_s = _takeover(cfg.serving_urls(), directory) if lease_supported() else None
+            takeover_s = _takeover(cfg.serving_urls(), directory)
             return {"cluster_s": round(cluster_s, 1), "cluster_cpu_s": round(cpu_s, 1),
                     "takeover_s": None if takeover_s is None else round(takeover_s, 2)}
         finally:

@@ -146,16 +146,8 @@ def serving_replicas(cfg: ClusterConfig, env: dict[str, str]) -> list[Component]
     return replicas
 
 
-def lease_supported() -> bool:
-    """Whether this checkout's engine has the leader lease (`ALPHATIDE_ENGINE__LEADER__*`)."""
-    from pipelines.config import EngineConfig
-
-    return "leader" in EngineConfig.model_fields
-
-
 def lease_environment(index: int) -> dict[str, str]:
     """What turns the engine's leader lease on for every replica: a session-level PostgreSQL advisory lock
     on the shared trading store (ALPHATIDE_ENGINE__DSN); the replicas race for it, exactly one trades, a
-    standby takes over when the holder's connection drops (kill -9 included). Empty where the engine has no
-    lease (then every replica runs its own engine: keep one replica, or ALPHATIDE_ENGINE__ENABLED=false)."""
-    return {"ALPHATIDE_ENGINE__LEADER__ENABLED": "true"} if lease_supported() else {}
+    standby takes over when the holder's connection drops (kill -9 included)."""
+    return {"ALPHATIDE_ENGINE__LEADER__ENABLED": "true"}

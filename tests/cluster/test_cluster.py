@@ -17,7 +17,6 @@ from mlflow.tracking import MlflowClient
 from pipelines.airflow_wiring import CHAIN_DAGS as WIRED_CHAIN
 from pipelines.cluster import procs, runner
 from pipelines.cluster.config import CHAIN_DAGS
-from pipelines.cluster.layout import lease_supported
 from tests.cluster.conftest import RunningCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.integration, pytest.mark.slow]
@@ -89,24 +88,18 @@ def _orders_twice(cluster: RunningCluster) -> list[tuple[str]]:
 def test_kill_9_of_the_active_replica_another_takes_over_and_no_order_twice(cluster: RunningCluster) -> None:
     urls = cluster.cfg.serving_urls()
     name_of = {url: f"serving-{i}" for i, url in enumerate(urls)}
-    if not lease_supported():  # this checkout's engine has no leader lease: kill one, the other serves on
-        killed, survivor, takeover_s = urls[0], urls[1], None
-        assert procs.kill_now(cluster.run_dir, name_of[killed]) is not None
-    else:
-        from serving.engine.takeover import measure_takeover, wait_for_active
+    from serving.engine.takeover import measure_takeover, wait_for_active
 
-        wait_for_active(urls, timeout_s=60)
-        killed, survivor, takeover_s = measure_takeover(
-            urls, kill=lambda url: procs.kill_now(cluster.run_dir, name_of[url])
-        )
+    wait_for_active(urls, timeout_s=60)
+    killed, survivor, takeover_s = measure_takeover(
+        urls, kill=lambda url: procs.kill_now(cluster.run_dir, name_of[url])
+    )
 
     answer = httpx.get(f"{survivor}/signal", params={"symbol": "BTC/USDT"}, timeout=10).json()
     assert survivor != killed and procs.status(cluster.run_dir)[name_of[survivor]] is not None
     assert answer["model_version"] == "1"
-    assert takeover_s is None or takeover_s < 10
+    assert takeover_s < 10
     assert _orders_twice(cluster) == []
-    if takeover_s is None:
-        pytest.skip("served on after kill -9; the engine takeover needs the leader lease (ENGINE__LEADER)")
 
 
 def test_cluster_down_leaves_no_process_behind(cluster: RunningCluster) -> None:
