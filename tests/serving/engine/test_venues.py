@@ -174,3 +174,13 @@ def test_backpack_and_hyperliquid_from_configuration_each_clean_started(
         assert engine.execution(name).clean_started
     assert old_bp.status == "canceled" and old_hl.status == "canceled"
     engine.shutdown()
+
+
+def test_the_live_default_venue_cannot_be_listed_again_as_a_second_live_broker() -> None:
+    engine = EngineConfig(mode="live", venue="binance", venue_api_key="k", venue_api_secret="s")  # type: ignore[arg-type]
+    env = {"ALPHATIDE_VENUE_BINANCE__API_KEY": "k", "ALPHATIDE_VENUE_BINANCE__API_SECRET": "s"}
+
+    with pytest.raises(ConfigError, match="one account would be traded by two brokers"):
+        resolve_venues(engine, [VenueEntry(name="binance")], env)
+    [usdm] = resolve_venues(engine, [VenueEntry(name="binanceusdm", mode="paper")], env)
+    assert usdm.mode == "paper"
