@@ -6,9 +6,11 @@ Per gamma: the inventory and the symmetric strategy's mean/std profit and std of
 the strategy on the recorded Binance books through the tick-level simulator) runs the `alphatide
 backtest` path (`serving.backtest.runner`: the real engine on `SimulatedVenue`s) once per gamma on each
 shared BTCUSDT capture, spot and USD-M separately (deployment phase 3, 60 s rolling horizon, Binance's
-tick/lot/min notional of each market): `capture_pnl`, `capture_fills` and `capture_quote_uptime` map the
-market to its number; `capture` holds the details (PnL parts, fill rate, bid/ask uptime, seconds), or the
-reason when ../shared/data is absent.
+tick/lot/min notional and published default maker/taker fees of each market, passed as explicit flags;
+spot starts holding half its 10 000 USDT in BTC, its target inventory, so it quotes both sides):
+`capture_pnl`, `capture_fills` and `capture_quote_uptime` map the market to its number; `capture` holds
+the details (PnL parts, fill rate, bid/ask uptime, fees, starting balances, seconds), or the reason when
+../shared/data is absent.
 
 Writes `bench/results/mm.json` and prints the same JSON as its last line.
 """
@@ -34,6 +36,13 @@ CAPTURE_INSTRUMENTS = {
     "spot": {"tick_size": "0.01", "lot_size": "0.00001", "min_notional": "5", "min_size": "0.00001"},
     "usdm": {"tick_size": "0.1", "lot_size": "0.001", "min_notional": "100", "min_size": "0.001"},
 }
+# Binance's published default (VIP 0, no BNB discount) fee rates, https://www.binance.com/en/fee/schedule:
+# spot 0.1% maker and taker; USD-M futures 0.02% maker, 0.05% taker. Passed explicitly (`alphatide backtest
+# --maker-fee/--taker-fee`), since the bench has no lake row for them; an account's own tier may be lower.
+CAPTURE_FEES = {
+    "spot": {"maker_fee": 0.001, "taker_fee": 0.001},
+    "usdm": {"maker_fee": 0.0002, "taker_fee": 0.0005},
+}
 CAPTURE_KEYS = ("pnl", "fills", "spread_capture", "inventory_pnl", "fill_rate", "quote_uptime", "bid_uptime",
                 "ask_uptime")
 
@@ -55,12 +64,15 @@ def capture_backtest(gamma: float, market: str) -> dict[str, object]:
     start, cpu0 = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("ALPHATIDE_HOME", str(Path(tmp) / "home"))
-        sim = SimVenueConfig.model_validate(CAPTURE_INSTRUMENTS[market])
+        sim = SimVenueConfig.model_validate({**CAPTURE_INSTRUMENTS[market], **CAPTURE_FEES[market]})
         spec = BacktestSpec("market_making", folder, out=Path(tmp) / "out", progress=False, phase=3, sim=sim,
                             params={"gamma": gamma, "horizon_seconds": 60})
-        total = run_backtest(load_settings(), spec).summary["total"]
+        summary = run_backtest(load_settings(), spec).summary
+    total = summary["total"]
     out: dict[str, object] = {k: round(float(total[k]), 6) for k in CAPTURE_KEYS}
     out["fills"] = int(total["fills"])
+    out["fees"] = CAPTURE_FEES[market]
+    out["starting_balances"] = summary["starting_balances"]
     out["seconds"] = round(time.perf_counter() - start, 2)
     out["cpu_seconds"] = round(time.process_time() - cpu0, 2)
     return out

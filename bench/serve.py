@@ -23,7 +23,13 @@
    stream runs on its own thread and event loop), `stream_rss_mb` (goal <= 300, stream and engine in the
    process), `stream_events` (market events the stream handled during the run, so a stream that did not
    run cannot pass for a fast one). Skipped, with the reason, when the capture is absent.
-5. Writes `bench/results/serve.json` and prints it as the last line: `p50_ms`, `p99_ms` (goal <= 2),
+5. Last, `python -m bench.serve_target floor` (a server answering a constant, no work per request) at the
+   same rate: `floor_p99_ms` is what the host's load alone costs any one-worker server at that moment
+   (2 cores shared with other work), the bound under `p99_ms` and `stream_p99_ms`. Every run reports the
+   1-minute load average before/after it (`load_avg_1m`, ...) and CPU seconds per wall second of the
+   server and of this client process (`server_cpu_per_s`, `client_cpu_per_s`; the client is a separate
+   process and must stay well below 1.0, or the load generator is the bottleneck).
+6. Writes `bench/results/serve.json` and prints it as the last line: `p50_ms`, `p99_ms` (goal <= 2),
    `naive_p99_ms`, `ratio_vs_naive` (naive p99 / fast p99, goal >= 5), `rss_mb` (the fast server's
    resident memory after the run, goal <= 300), and details. The naive server cannot sustain the rate
    (its p99 is then the 5 s timeout), so it is also measured at a gentle rate it can serve
@@ -184,6 +190,19 @@ class Measured:
     cpu_s: float  # the server's CPU time (user + system) during the measured run
     gentle: Run | None = None
     stream_events: int | None = None
+    client_cpu_s: float = 0.0  # this process's (the load generator's) CPU time during the run
+    wall_s: float = 0.0
+    load_avg: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after the run
+
+    def cpu_ratios(self) -> dict[str, float]:
+        """CPU seconds per wall second of the server and of the client (1.0 = one core busy)."""
+        wall = self.wall_s or float("nan")
+        return {"server_cpu_per_s": round(self.cpu_s / wall, 3), "client_cpu_per_s": round(self.client_cpu_s / wall, 3)}
+
+
+def _own_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def _stream_events(port: int) -> int | None:
@@ -208,13 +227,15 @@ def measure(
         asyncio.run(drive(port, rate, warmup_s, SYMBOLS))  # warm caches, lazy imports
         proc = psutil.Process(process.pid)
         before, events_before = proc.cpu_times(), _stream_events(port) if kind == "fast" else None
+        load_before, client_before, wall_before = os.getloadavg()[0], _own_cpu_s(), time.perf_counter()
         run = asyncio.run(drive(port, rate, duration_s, SYMBOLS))
         after = proc.cpu_times()
+        client_s, wall_s = _own_cpu_s() - client_before, time.perf_counter() - wall_before
         events_after = _stream_events(port) if kind == "fast" else None
         rss_mb = proc.memory_info().rss / 2**20
     cpu_s = (after.user + after.system) - (before.user + before.system)
     events = events_after - events_before if events_after is not None and events_before is not None else None
-    return Measured(run, rss_mb, cpu_s, gentle, events)
+    return Measured(run, rss_mb, cpu_s, gentle, events, client_s, wall_s, (load_before, os.getloadavg()[0]))
 
 
 def _stream_env(env: dict[str, str], home: Path, capture: Path, speed: float) -> dict[str, str]:
@@ -262,6 +283,7 @@ def main() -> None:
             stream_env = _stream_env(env, Path(tmp), args.stream_capture, args.stream_speed)
             streamed = measure("fast", stream_env, args.rate, args.duration, args.warmup)
         naive_run = measure("naive", env, args.rate, args.duration, args.warmup, low_rate=args.naive_low_rate)
+        floor_run = measure("floor", env, args.rate, args.duration, args.warmup)
         load_end = os.getloadavg()
     fast, rss_mb, naive, naive_rss_mb = fast_run.run, fast_run.rss_mb, naive_run.run, naive_run.rss_mb
     naive_gentle = naive_run.gentle
@@ -299,6 +321,13 @@ def main() -> None:
         "rss_mb": round(rss_mb, 1),
         "naive_rss_mb": round(naive_rss_mb, 1),
         "cpu_s": round(fast_run.cpu_s, 2),
+        **fast_run.cpu_ratios(),
+        "load_avg_1m": [round(x, 2) for x in fast_run.load_avg],
+        "floor_p50_ms": _pct(floor_run.run.latencies_ms, 50),
+        "floor_p99_ms": _pct(floor_run.run.latencies_ms, 99),
+        "floor_client_timer_lag_p99_ms": _pct(floor_run.run.timer_lag_ms, 99),
+        "floor_load_avg_1m": [round(x, 2) for x in floor_run.load_avg],
+        **{f"floor_{k}": v for k, v in floor_run.cpu_ratios().items()},
         **_stream_result(streamed, args),
         "load_avg_start": [round(x, 2) for x in load_start],
         "load_avg_end": [round(x, 2) for x in load_end],
@@ -328,6 +357,8 @@ def _stream_result(streamed: Measured | None, args: argparse.Namespace) -> dict[
         "stream_timeouts": run.timeouts,
         "stream_rss_mb": round(streamed.rss_mb, 1),
         "stream_cpu_s": round(streamed.cpu_s, 2),
+        **{f"stream_{k}": v for k, v in streamed.cpu_ratios().items()},
+        "stream_load_avg_1m": [round(x, 2) for x in streamed.load_avg],
         "stream_events": streamed.stream_events,
         "stream_speed": args.stream_speed,
     }

@@ -3,6 +3,8 @@
     python -m bench.serve_target fast    # serving.app.create_app: the real tier (cache, memo, async)
     python -m bench.serve_target naive   # /signal written the obvious way: Feast SDK get_online_features
                                          # + MLflow pyfunc predict on every request
+    python -m bench.serve_target floor   # /signal answering a constant: the p99 this machine allows
+                                         # any one-worker uvicorn server right now (the noise floor)
 
 Settings come from the environment (ALPHATIDE_HOME = the benchmark's temporary home). The process binds
 127.0.0.1:0 and prints ``PORT <n>`` on stdout once listening.
@@ -72,6 +74,18 @@ def naive_app(settings: Settings) -> FastAPI:
     return app
 
 
+def floor_app() -> FastAPI:
+    """A server doing no work per request: its p99 is what the host's load alone costs."""
+    app = FastAPI(title="alphatide-floor")
+    body = {"symbol": "BTC/USDT", "p_up": 0.5, "action": "hold"}
+
+    @app.get("/signal")
+    async def signal(symbol: Annotated[str, Query(pattern=SYMBOL_PATTERN)]) -> dict[str, object]:
+        return body
+
+    return app
+
+
 def main(kind: str) -> None:
     settings = load_settings()
     if kind == "fast":
@@ -80,8 +94,10 @@ def main(kind: str) -> None:
         app = create_app(settings)
     elif kind == "naive":
         app = naive_app(settings)
+    elif kind == "floor":
+        app = floor_app()
     else:
-        raise SystemExit(f"usage: python -m bench.serve_target fast|naive (got {kind!r})")
+        raise SystemExit(f"usage: python -m bench.serve_target fast|naive|floor (got {kind!r})")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

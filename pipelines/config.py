@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from pipelines.config_checks import check_json_variables, check_uri, mask_uri
+from pipelines.config_leader import LeaderConfig
 from pipelines.config_realtime import ServingConfig, StreamConfig
 from pipelines.errors import ConfigError
 from pipelines.realtime_config import RealtimeConfig
@@ -250,6 +251,10 @@ class EngineConfig(_Frozen):
     api_error_window_s: float = Field(300.0, gt=0, le=86_400, description="Window of the API error rate.")
     store_error_window_s: float = Field(900.0, gt=0, le=86_400, description="Window of the store error count.")
     paper_starting_balance: Decimal = Field(Decimal(10_000), gt=0, description="Paper account, quote currency.")
+    paper_starting_assets: dict[str, Decimal] = Field(
+        default_factory=dict, description='Paper account, other assets at start, e.g. {"BTC": "0.08"}: the '
+        "base a spot market maker holds as its target inventory.",
+    )
     expected_slippage: float = Field(0.0002, ge=0, lt=0.05, description="Round trip, fraction, for E.")
     stats_min_trades: int = Field(20, ge=1, description="Closed trades before avg win/loss come from history.")
     max_queue: int = Field(100_000, ge=100, description="Pending stream events; beyond it new ones are dropped.")
@@ -267,6 +272,7 @@ class EngineConfig(_Frozen):
         "a dry run of a bootstrap model); refused in live mode.",
     )
     trading: TradingConfig = TradingConfig()
+    leader: LeaderConfig = LeaderConfig()  # serving replicas: one active engine (pipelines.config_leader)
 
     @field_validator("dsn")
     @classmethod
@@ -274,6 +280,11 @@ class EngineConfig(_Frozen):
         if value is not None:
             check_uri(value.get_secret_value(), "dsn", "ALPHATIDE_ENGINE__DSN")
         return value
+
+    @model_validator(mode="after")
+    def _leader_needs_postgres(self) -> EngineConfig:
+        self.leader.check(self.dsn)
+        return self
 
     @model_validator(mode="after")
     def _live_needs_keys(self) -> EngineConfig:

@@ -28,6 +28,10 @@ class StreamConfig(_Frozen):
     replay_speed: float = Field(
         1.0, ge=0, le=10_000, description="Replay pace vs recorded time; 0 = as fast as the client reads."
     )
+    replay_in_process: bool = Field(
+        False, description="Run the replayed venue inside the serving process (default: its own process, "
+        "serving.stream.replay_process, as a real venue is; always inside at replay_speed 0)."
+    )
     symbols: tuple[str, ...] = Field((), description="Symbols to watch; empty = the stored universe.")
     silence_timeout_s: float = Field(
         2.0, gt=0, le=60, description="No message for this long counts as a dead connection (SPEC 14: < 3 s)."
@@ -93,6 +97,13 @@ class ServingConfig(_Frozen):
     gil_switch_interval_s: float = Field(
         0.001, gt=0, le=0.1, description="sys.setswitchinterval of the serving process: background threads "
         "hand the interpreter back to the event loop at least this often (Python's default is 0.005)."
+    )
+    gc_freeze: bool = Field(
+        True, description="Freeze the heap built at startup out of the garbage collector's passes "
+        "(serving.gc_tuning: full collections of it held the GIL for up to 400 ms)."
+    )
+    gc_threshold0: int = Field(
+        700, ge=100, le=1_000_000, description="gc generation-0 threshold once the startup heap is frozen."
     )
     ws_queue_size: int = Field(256, ge=1, le=100_000, description="Messages queued per WebSocket client.")
     ws_send_timeout_s: float = Field(2.0, gt=0, le=60, description="A send blocked longer drops the client.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,8 @@ def classification_metrics(y: np.ndarray, p: np.ndarray) -> ClassificationMetric
     p = np.clip(np.asarray(p, dtype=float), 1e-7, 1 - 1e-7)
     if len(y) == 0 or len(y) != len(p):
         raise ValueError("y and p must be non-empty and of the same length")
+    from sklearn.metrics import roc_auc_score  # sklearn + scipy are ~60 MB: not in the serving process
+
     auc = float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else 0.5
     return ClassificationMetrics(
         auc=auc,

@@ -24,6 +24,7 @@ from pipelines.lake import Lake
 from serving.deps import ServingDeps
 from serving.engine.config import load_extras
 from serving.engine.telegram import TelegramSender, WebSocketWatch, load_alert_settings
+from serving.gc_tuning import freeze_startup_heap, thaw_heap
 from serving.health import HealthMonitor, HealthTee, StreamDrift, lake_reference
 from serving.shadow import install_shadow
 from serving.strategy_feed import StrategyFeed
@@ -129,8 +130,10 @@ def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncCont
                 pusher=deps.owned_store,
                 confidence=deps.confidence,
             ):
+                freeze_startup_heap(settings.serving.gc_threshold0, enabled=settings.serving.gc_freeze)
                 yield
         finally:
+            thaw_heap()
             deps.scorer.stop()
             deps.latest.close()
             if deps.owned_store is not None:

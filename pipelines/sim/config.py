@@ -17,6 +17,9 @@ from pipelines.sim.latency import ConstantLatency, LatencyModel, OrderLatencyTab
 from pipelines.sim.market import SimMarket
 from pipelines.sim.queue import queue_model
 
+DEFAULT_MAKER_FEE = 0.0
+DEFAULT_TAKER_FEE = 0.0004
+
 
 class SimVenueConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -30,8 +33,9 @@ class SimVenueConfig(BaseModel):
     response_ms: float = Field(default=10.0, ge=0.0, description="exchange answer latency (constant)")
     jitter_ms: float = Field(default=0.0, ge=0.0, description="uniform extra latency per message (constant)")
     feed_latency_multiplier: float = Field(default=1.0, gt=0.0, description="order latency = feed latency x this")
-    maker_fee: float = Field(default=0.0, gt=-0.01, lt=0.01, description="fraction of notional; < 0 = rebate")
-    taker_fee: float = Field(default=0.0004, gt=-0.01, lt=0.01, description="fraction of notional")
+    # Fees (None: the venue's cached `load_markets` row in the lake, else DEFAULT_MAKER_FEE / DEFAULT_TAKER_FEE).
+    maker_fee: float | None = Field(default=None, gt=-0.01, lt=0.01, description="fraction of notional; < 0 = rebate")
+    taker_fee: float | None = Field(default=None, gt=-0.01, lt=0.01, description="fraction of notional")
     seed: int = Field(default=0, description="seeds the latency jitter: the same seed gives the same fills")
     # Instrument rules of the replayed market (None: the venue's cached `load_markets` row in the lake, see
     # `serving.backtest.instruments`; tick and lot are inferred from the data when neither has them).
@@ -53,9 +57,14 @@ class SimVenueConfig(BaseModel):
         return ConstantLatency(int(self.entry_ms * 1e6), int(self.response_ms * 1e6), int(self.jitter_ms * 1e6),
                                self.seed)
 
+    def fees(self) -> FeeSchedule:
+        """The configured fees; an unset one is the module default (maker 0, taker 4 bp)."""
+        maker = DEFAULT_MAKER_FEE if self.maker_fee is None else self.maker_fee
+        return FeeSchedule(maker, DEFAULT_TAKER_FEE if self.taker_fee is None else self.taker_fee)
+
     def build(self, feed: Feed) -> SimMarket:
         market = SimMarket(feed, queue_model(self.queue, float(feed.lot_size)), self.latency_model(feed),
-                           FeeSchedule(self.maker_fee, self.taker_fee), venue=self.venue or None)
+                           self.fees(), venue=self.venue or None)
         market.min_notional = self.min_notional or Decimal(0)
         market.min_size = self.min_size or Decimal(0)
         return market

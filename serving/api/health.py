@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from serving.deps import ServingDeps
+from serving.engine.leadership import engine_role
 
 
 class Health(BaseModel):
@@ -21,6 +22,10 @@ class Health(BaseModel):
     online_store_error: str | None = None
     champion_tower: str | None = Field(None, description="tabular or fused (None without a champion)")
     champion_tradeable: bool | None = Field(None, description="False: signals only, never traded")
+    engine: Literal["active", "starting", "standby", "off"] = Field(
+        "off", description="This replica's trading engine: active, starting (taking over), standby or off"
+    )
+    engine_holder: str | None = Field(None, description="The replica holding the leader lease (replicas only)")
 
 
 def health_router(deps: ServingDeps) -> APIRouter:
@@ -44,6 +49,7 @@ def health_router(deps: ServingDeps) -> APIRouter:
             problems.append("market data disconnected: " + ", ".join(k for k, v in connected.items() if not v))
         if stream is not None and (stale := stream.pipeline.freshness.problem()) is not None:
             problems.append(stale)  # only trades and book updates count, not subscription acks
+        role, holder = engine_role(request.app.state)
         return Health(
             status="ok" if not problems else "degraded",
             champion_version=champion.ref.version if champion else None,
@@ -55,6 +61,8 @@ def health_router(deps: ServingDeps) -> APIRouter:
             online_store_error=latest.store_error,
             champion_tower=deps.scorer.tower,
             champion_tradeable=champion.tradeable if champion else None,
+            engine=role,
+            engine_holder=holder,
         )
 
     return router

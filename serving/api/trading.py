@@ -15,13 +15,14 @@ from __future__ import annotations
 import hmac
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field, SecretStr
 
 from serving.engine.engine import TradingEngine
+from serving.engine.leadership import engine_role
 from serving.engine.status import EngineStatus
 
 API_KEY_HEADER = "X-API-Key"
@@ -122,6 +123,18 @@ class TradingStatusOut(BaseModel):
     clean_started: bool = True
     reconciled: bool = True
     venues: list[VenueOut] = Field(default_factory=list)
+    engine: Literal["active"] = Field("active", description="This replica runs the trading engine.")
+
+
+class StandbyStatusOut(BaseModel):
+    """A serving replica that does not run the engine now (serving.engine.leadership)."""
+
+    engine: Literal["standby", "starting", "off"] = Field(
+        description="standby: another replica holds the leader lease; starting: recovering to take over"
+    )
+    mode: str
+    running: bool = False
+    holder: str | None = Field(None, description="The process holding the leader lease, when known.")
 
 
 class KillRequest(BaseModel):
@@ -165,8 +178,16 @@ def _status_out(status: EngineStatus) -> TradingStatusOut:
 def _engine(request: Request) -> TradingEngine:
     engine: TradingEngine | None = getattr(request.app.state, "trading_engine", None)
     if engine is None:
+        role, holder = engine_role(request.app.state)
+        if role != "off":
+            raise HTTPException(503, f"trading engine is on {role} here; the active replica is {holder or 'unknown'}")
         raise HTTPException(503, "trading engine is not running (disabled or not started)")
     return engine
+
+
+def _mode(request: Request) -> str:
+    deps = getattr(request.app.state, "deps", None)
+    return str(deps.settings.engine.mode) if deps is not None else "unknown"
 
 
 def key_matches(provided: str, expected: SecretStr) -> bool:
@@ -239,8 +260,13 @@ def _read_routes(router: APIRouter) -> None:
             for s in stored
         ]
 
-    @router.get("/trading/status", response_model=TradingStatusOut, responses={503: {}})
-    def trading_status(request: Request) -> TradingStatusOut:
+    @router.get("/trading/status", response_model=TradingStatusOut | StandbyStatusOut, responses={503: {}})
+    def trading_status(request: Request) -> TradingStatusOut | StandbyStatusOut:
+        """The engine's status; a replica on standby answers who holds the leader lease."""
+        role, holder = engine_role(request.app.state)
+        engine = getattr(request.app.state, "trading_engine", None)
+        if engine is None and role in ("standby", "starting"):
+            return StandbyStatusOut(engine=role, mode=_mode(request), holder=holder)  # type: ignore[arg-type]
         return _status_out(_engine(request).status())
 
 

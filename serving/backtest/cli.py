@@ -38,6 +38,13 @@ def register(sub: Any) -> None:
                        ("min-size", "minimum size")):
         p.add_argument(f"--{flag}", type=Decimal, default=None,
                        help=f"the capture market's {what} (default: the lake's cached load_markets row)")
+    for flag, what in (("maker-fee", "maker fee"), ("taker-fee", "taker fee")):
+        p.add_argument(f"--{flag}", type=float, default=None,
+                       help=f"the capture market's {what}, fraction of notional (0.001 = 10 bp; negative = rebate; "
+                            "default: the lake's cached load_markets row, else maker 0 / taker 0.0004)")
+    p.add_argument("--initial-base-notional", type=Decimal, default=None,
+                   help="quote moved into base at the first mid (a spot market maker's target holding; "
+                        "default: half the quote starting balance on spot, 0 on a perpetual)")
 
 
 def _iso(value: str | None) -> datetime | None:
@@ -65,11 +72,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     sim = SimVenueConfig(queue=args.queue, entry_ms=args.latency_ms, response_ms=args.latency_ms,
                          jitter_ms=args.jitter_ms, seed=args.seed, tick_size=args.tick_size,
-                         lot_size=args.lot_size, min_notional=args.min_notional, min_size=args.min_size)
+                         lot_size=args.lot_size, min_notional=args.min_notional, min_size=args.min_size,
+                         maker_fee=args.maker_fee, taker_fee=args.taker_fee)
     spec = BacktestSpec(
         strategy=args.strategy, capture=args.capture, venues=_venues(args.venue), symbol=args.symbol,
         start=_iso(args.start), end=_iso(args.end), out=args.out, sim=sim, params=json.loads(args.params),
-        phase=args.phase,
+        phase=args.phase, initial_base_notional=args.initial_base_notional,
     )
     signals_factory = None
     if args.strategy == "directional":

@@ -12,7 +12,14 @@
    `engine.tick_interval_s` of event time, `engine.tick(now)` (timers, TTLs, sweeps, risk);
    `signals(event)` (the directional backtest's scorer) may add `SignalEvent`s after a market event;
 5. the report per market (`pipelines.sim.report.write_report` into ``out/<venue>/``) and a combined
-   ``out/summary.json`` (per-market summaries, their totals, and the strategy's own counters).
+   ``out/summary.json`` (per-market summaries, their totals, the fees each market ran with, the starting
+   balances, and the strategy's own counters).
+
+A spot market maker starts holding base (`initial_inventory`): `spec.initial_base_notional` of quote
+(default: half the quote starting balance) is moved into base at the first mid, and the strategy's
+`inventory_target` is that base, so q = 0 and both sides quote from the first book; a perpetual starts
+flat (target 0). The report's PnL is the maker's own (its fills against the held target), not the
+target holding's price move.
 
 Everything runs on event time: the same capture, config and seed give the same report.
 """
@@ -22,23 +29,25 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
 from pipelines.config import Settings
 from pipelines.marketdata.binance_capture import binance_symbol
+from pipelines.sim.book import INF, L2Book
 from pipelines.sim.config import SimVenueConfig
-from pipelines.sim.feed import Feed, feed_from_binance_capture, infer_market
+from pipelines.sim.feed import BUY_TRADE, SELL_TRADE, Feed, feed_from_binance_capture, infer_market
 from pipelines.sim.market import SimMarket
 from pipelines.sim.report import records_from_market, write_report
+from serving.backtest.instruments import FEE_FIELDS, resolve_instrument
 from serving.backtest.instruments import FIELDS as INSTRUMENT_FIELDS
-from serving.backtest.instruments import resolve_instrument
 from serving.brokers.sim.replay import SimReplay
 from serving.brokers.sim.venue import SimulatedVenue
 from serving.engine import TradingStore, build_engine
+from serving.engine.broker import base_quote
 from serving.engine.config import StrategyEntry
 from serving.engine.engine import TradingEngine
 from serving.engine.events import BookEvent, EngineEvent, TradeEvent
@@ -67,6 +76,9 @@ class BacktestSpec:
     bar_s: float = 1.0
     progress: bool = True
     phase: int | None = None  # deployment phase for the run (0 = graduated); None = as configured
+    # Quote moved into base at the first mid before the run (a spot market maker's target holding).
+    # None: half the quote starting balance for market_making on spot, else 0. Perpetuals hold no base.
+    initial_base_notional: Decimal | None = None
 
 
 @dataclass
@@ -106,7 +118,7 @@ def build_markets(spec: BacktestSpec, lake_dir: Path | None = None) -> dict[str,
     """
     main = _capture_market(spec.capture, spec.symbol, spec.sim, None, lake_dir)
     markets = {main.venue: main}
-    bare = spec.sim.model_copy(update=dict.fromkeys(INSTRUMENT_FIELDS))
+    bare = spec.sim.model_copy(update=dict.fromkeys((*INSTRUMENT_FIELDS, *FEE_FIELDS)))
     for name, folder in spec.venues.items():
         if name in markets:
             raise ValueError(f"venue {name!r} is given twice")
@@ -134,6 +146,45 @@ def strategy_entry(spec: BacktestSpec, markets: Mapping[str, SimMarket]) -> Stra
     params.update(spec.params)
     return StrategyEntry(id=spec.strategy.replace("_", "-")[:48], kind=spec.strategy, venue=main.venue,
                          params=params)
+
+
+def first_mid(feed: Feed, start: datetime | None = None) -> Decimal | None:
+    """The first two-sided mid of `feed` received at or after `start` (None: the book never has both sides)."""
+    book = L2Book()
+    since = -1 if start is None else int(start.timestamp() * 1e9)
+    for k, px, qty, ts in zip(feed.kind, feed.px, feed.qty, feed.local_ts, strict=True):
+        if int(k) not in (BUY_TRADE, SELL_TRADE):
+            book.apply(int(k), int(px), int(qty))
+        if int(ts) >= since and book.best_bid > -INF and book.best_ask < INF and book.best_bid < book.best_ask:
+            return Decimal(book.best_bid + book.best_ask) * feed.tick_size / 2
+    return None
+
+
+def initial_inventory(spec: BacktestSpec, main: SimMarket) -> BacktestSpec:
+    """`spec` with the spot market maker's target holding funded (see the module docstring)."""
+    spot = ":" not in main.symbol  # ccxt: a derivative is BASE/QUOTE:SETTLE
+    notional = spec.initial_base_notional
+    if spec.strategy != "market_making" or not spot:
+        if notional:
+            raise ValueError(f"initial_base_notional {notional}: only a spot market maker starts holding base")
+        return spec
+    base, quote = base_quote(main.symbol)
+    if notional is None:
+        given = spec.params.get("inventory_target_notional")
+        notional = Decimal(str(given)) if given is not None else spec.starting_balances.get(quote, Decimal(0)) / 2
+    mid = first_mid(main.feed, spec.start)
+    if mid is None or mid <= 0:
+        return spec
+    size = (notional / mid / main.feed.lot_size).to_integral_value(rounding=ROUND_FLOOR) * main.feed.lot_size
+    if "inventory_target" in spec.params:
+        size = Decimal(str(spec.params["inventory_target"]))
+    balances = dict(spec.starting_balances)
+    balances[base] = balances.get(base, Decimal(0)) + size
+    balances[quote] = balances.get(quote, Decimal(0)) - size * mid
+    params = dict(spec.params)
+    if "inventory_target_notional" not in params:
+        params.setdefault("inventory_target", str(size))
+    return replace(spec, starting_balances=balances, params=params)
 
 
 def build_backtest_engine(
@@ -211,6 +262,7 @@ def run_backtest(
     settings: Settings, spec: BacktestSpec, *, signals_factory: Callable[[TradingEngine], SignalSource] | None = None
 ) -> BacktestResult:
     markets = build_markets(spec, settings.lake_dir)
+    spec = initial_inventory(spec, next(iter(markets.values())))
     replay = SimReplay(list(markets.values()))
     entry = strategy_entry(spec, markets)
     engine, _ = build_backtest_engine(settings, replay, [entry], spec.out / "engine", spec.starting_balances,
@@ -231,6 +283,8 @@ def run_backtest(
         "strategy_id": entry.id,
         "params": entry.params,
         "sim": spec.sim.model_dump(),
+        "fees": {name: {"maker": m.fees.maker, "taker": m.fees.taker} for name, m in markets.items()},
+        "starting_balances": {asset: str(v) for asset, v in spec.starting_balances.items()},
         "events": handled,
         "total": _combined(per_market),
         "markets": per_market,

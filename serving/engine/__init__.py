@@ -43,7 +43,8 @@ Modules: `events` (inputs), `strategy` (the strategy contract), `engine` (`Tradi
 `portfolio`, `execution`, `risk`, `reconcile`, `persistence/` (`TradingStore`: SQLite/PostgreSQL),
 `context` (a strategy's `StrategyContext`), `status`, `counters`, `routing`, `config` (strategy
 entries, health and Airflow settings), `broker` (`Broker` protocol, `PaperBroker`), `live_broker`
-(`LiveBroker` through ccxt, `CcxtMarkets`); `runtime` and `store` are compatibility aliases.
+(`LiveBroker` through ccxt, `CcxtMarkets`), `leader_lease` / `leadership` / `takeover` (serving replicas:
+one active engine behind a PostgreSQL advisory lock); `runtime` and `store` are compatibility aliases.
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ def build_broker(
         cfg.trading.paper,
         settings.universe.quote,
         cfg.paper_starting_balance,
+        cfg.paper_starting_assets,
     )
 
 
@@ -229,10 +231,19 @@ async def trading_lifespan(
 
     Composable: another lifespan can `async with trading_lifespan(app, settings):` around its own work.
     A replay of recorded events with their original timestamps passes `clock=ReplayClock(first_ts)`.
+    With `engine.leader.enabled` (serving replicas) the engine runs only while this process holds the
+    leader lease (`serving.engine.leadership`; `app.state.leadership`).
     """
+    app.state.leadership = None
     if not settings.engine.enabled:
         app.state.trading_engine = None
         yield
+        return
+    if settings.engine.leader.enabled:  # replicas: build and start it only while holding the lease
+        from serving.engine.leadership import leader_lifespan
+
+        async with leader_lifespan(app, settings, lambda: build_engine(settings, clock=clock)):
+            yield
         return
     engine = build_engine(settings, clock=clock)
     engine.start()

@@ -123,7 +123,8 @@ class PaperBroker:
 
     Nothing leaves the process. Fills happen only when the market trades through a resting price, up to
     the traded size, after the configured latency, with the market's fees. The account starts with
-    `starting_balance` of `quote` and is settled on every fill. Market metadata comes from
+    `starting_balance` of `quote` (and `starting_assets`, e.g. a spot market maker's base) and is settled
+    on every fill. Market metadata comes from
     `market_source` (normally the venue's `load_markets` through ccxt, public endpoints only).
     """
 
@@ -135,13 +136,15 @@ class PaperBroker:
         cfg: PaperConfig,
         quote: str,
         starting_balance: Decimal,
+        starting_assets: Mapping[str, Decimal] | None = None,
     ) -> None:
         self._market_source = market_source
         self._markets: dict[str, MarketInfo] = {}
         self._cfg = cfg
         self._engines: dict[str, PaperEngine] = {}
         self._orders: dict[str, Order] = {}
-        self._balances: dict[str, Decimal] = {quote: starting_balance}
+        self._balances: dict[str, Decimal] = {**{k: Decimal(v) for k, v in (starting_assets or {}).items()},
+                                              quote: starting_balance}
         self._last: dict[str, datetime] = {}
         self._lock = threading.RLock()
 

@@ -11,8 +11,12 @@ side unquoted until the next refresh (recorded with the reason), never retried i
   crossing, lot/min-notional sizes, inventory cap, rebalancing above 60% of the cap). A refresh
   happens when the mid moved past `refresh_mid_move`, every `refresh_seconds`, and after a fill; a
   quote whose price and size did not change is left resting (no churn).
-- The cap holds whatever fills: a new bid's headroom counts the position AND every resting buy (a
-  replaced quote stays counted until its cancel is confirmed), and the same for asks.
+- Inventory (`serving.strategies.mm_inventory`): q = base held - a target holding. On spot the base held
+  is the venue's base balance (re-read every `balance_refresh_seconds`, own fills in between), not only
+  the fills since start, and the target defaults to half the strategy's capital in base, so both sides
+  quote from the first book; an ask is never larger than the base held. On a perpetual q is the position.
+- The cap holds whatever fills: a new bid's headroom counts q AND every resting buy (a replaced quote
+  stays counted until its cancel is confirmed), and the same for asks.
 - A stale book (older than `max_book_age_seconds`: a dropped stream) or a crossed one pulls both
   quotes; the next fresh book resumes quoting at once.
 - A quote that reduces the inventory (and is no larger than it) is marked `is_exit`, so a kill switch
@@ -49,6 +53,7 @@ from serving.engine.strategy import (
     OrderUpdate,
     StrategyContext,
 )
+from serving.strategies.mm_inventory import HeldInventory
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +71,10 @@ class _Quote:
 class MarketMakingStrategy:
     """The Avellaneda-Stoikov quoter for `cfg.symbol` on `cfg.venue`."""
 
-    def __init__(self, strategy_id: str, cfg: MarketMakingConfig) -> None:
+    def __init__(self, strategy_id: str, cfg: MarketMakingConfig, allocation: Decimal | None = None) -> None:
         self.strategy_id = strategy_id
         self.cfg = cfg
+        self.inventory = HeldInventory(cfg, allocation)
         self.vol = VolatilityEstimator(cfg.estimator)
         self.intensity = IntensityEstimator(cfg.estimator)
         self.quotes: dict[Side, _Quote] = {}
@@ -77,6 +83,7 @@ class MarketMakingStrategy:
         self._last_mid: float | None = None
         self._last_at: datetime | None = None
         self._force = True
+        self._q = Decimal(0)  # base held - target at the last plan
         self.pulled_reason = "no book yet"
 
     # ---- engine callbacks ----------------------------------------------------------------------
@@ -126,6 +133,7 @@ class MarketMakingStrategy:
 
     def on_fill(self, ctx: StrategyContext, fill: FillEvent) -> None:
         if self._mine(fill.symbol, fill.venue):
+            self.inventory.on_fill(fill.side, fill.fill.size, fill.fill.ts)
             self._force = True  # the inventory moved: re-centre on the new reservation price
             self._quote(ctx, ctx.now())
 
@@ -150,6 +158,7 @@ class MarketMakingStrategy:
             "k": self.intensity.current_fit.k,
             "A": self.intensity.current_fit.A,
             "k_source": self.intensity.current_fit.source,
+            **self.inventory.snapshot(),
         }
 
     # ---- quoting -------------------------------------------------------------------------------
@@ -195,7 +204,8 @@ class MarketMakingStrategy:
     def _plans(self, ctx: StrategyContext, now: datetime, touch: Touch) -> tuple[QuotePlan, QuotePlan]:
         """(plan if the current quotes stay, plan if they are replaced: their size still resting)."""
         market = ctx.instrument(self.cfg.symbol, self.cfg.venue)
-        position = ctx.position(self.cfg.symbol, self.cfg.venue)
+        held = self.inventory.held(ctx, now)
+        target = self.inventory.target_for(ctx, market, touch.mid)
         t = now.timestamp()
         fit = self.intensity.current(t)
         kwargs: dict[str, Any] = {
@@ -209,12 +219,14 @@ class MarketMakingStrategy:
         for order in ctx.open_orders(self.cfg.symbol, self.cfg.venue or None):
             if order.order_id not in current:
                 resting[order.side] += order.remaining
-        keep = Inventory(position, resting[Side.BUY], resting[Side.SELL])
+        self._q = held - target
+        keep = Inventory(held, resting[Side.BUY], resting[Side.SELL], target)
         own = {side: quote.size for side, quote in self.quotes.items()}
         replace_all = Inventory(
-            position,
+            held,
             resting[Side.BUY] + own.get(Side.BUY, Decimal(0)),
             resting[Side.SELL] + own.get(Side.SELL, Decimal(0)),
+            target,
         )
         return plan_quotes(market, touch, keep, **kwargs), plan_quotes(market, touch, replace_all, **kwargs)
 
@@ -222,11 +234,12 @@ class MarketMakingStrategy:
         plan_keep, plan_new = self._plans(ctx, now, touch)
         self.last_plan = plan_keep
         position = ctx.position(self.cfg.symbol, self.cfg.venue)
+        q = self._q
         allowed, why = ctx.entries_allowed(self.cfg.symbol)
         for side in Side:
             price, size = _side(plan_keep, side)
             current = self.quotes.get(side)
-            blocked = not allowed and not _reduces(side, size, position)
+            blocked = not allowed and not _reduces(side, size, position, q)
             if current is not None and not blocked and price == current.price and size == current.size:
                 continue  # unchanged: leave it resting
             if current is not None:
@@ -235,10 +248,10 @@ class MarketMakingStrategy:
             price, size = _side(plan_new, side)
             if price is None or size is None:
                 continue
-            if not allowed and not _reduces(side, size, position):
+            if not allowed and not _reduces(side, size, position, q):
                 ctx.record("no quote", f"{side} side: entries not allowed: {why}", self.cfg.symbol)
                 continue
-            self._submit(ctx, side, price, size, _reduces(side, size, position))
+            self._submit(ctx, side, price, size, _reduces(side, size, position, q))
         if plan_keep.reasons:
             ctx.record("quote", "; ".join(plan_keep.reasons), self.cfg.symbol)
 
@@ -247,7 +260,7 @@ class MarketMakingStrategy:
         if not self.quotes or ctx.entries_allowed(self.cfg.symbol)[0]:
             return False
         position = ctx.position(self.cfg.symbol, self.cfg.venue)
-        return any(not _reduces(q.side, q.size, position) for q in self.quotes.values())
+        return any(not _reduces(quote.side, quote.size, position, self._q) for quote in self.quotes.values())
 
     def _submit(self, ctx: StrategyContext, side: Side, price: Decimal, size: Decimal, reduces: bool) -> None:
         intent = OrderIntent(
@@ -268,18 +281,24 @@ class MarketMakingStrategy:
         self.quotes[side] = _Quote(result.order_id, side, price, result.size or size)
 
 
-def _reduces(side: Side, size: Decimal | None, position: Decimal) -> bool:
-    """A quote that can only bring the inventory towards zero (an exit for the risk component)."""
+def _reduces(side: Side, size: Decimal | None, position: Decimal, q: Decimal) -> bool:
+    """A quote that can only bring q (held - target) towards zero AND that the engine can book as an exit
+    of this strategy's position (an exit for the risk component; spot books a stray exit fill nowhere)."""
     if size is None:
         return False
-    return (side is Side.SELL and position >= size) or (side is Side.BUY and -position >= size)
+    if side is Side.SELL:
+        return position >= size and q >= size
+    return -position >= size and -q >= size
 
 
 def _side(plan: QuotePlan, side: Side) -> tuple[Decimal | None, Decimal | None]:
     return (plan.bid_price, plan.bid_size) if side is Side.BUY else (plan.ask_price, plan.ask_size)
 
 
-def build_market_making(strategy_id: str, cfg: MarketMakingConfig | dict[str, Any]) -> MarketMakingStrategy:
-    """Factory for the engine's strategy registry (kind "market_making"); `cfg` may be a mapping."""
+def build_market_making(
+    strategy_id: str, cfg: MarketMakingConfig | dict[str, Any], allocation: Decimal | None = None
+) -> MarketMakingStrategy:
+    """Factory for the engine's strategy registry (kind "market_making"); `cfg` may be a mapping;
+    `allocation` (the entry's capital) sizes spot's default target holding."""
     config = cfg if isinstance(cfg, MarketMakingConfig) else MarketMakingConfig.model_validate(cfg)
-    return MarketMakingStrategy(strategy_id, config)
+    return MarketMakingStrategy(strategy_id, config, allocation)

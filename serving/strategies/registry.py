@@ -103,7 +103,7 @@ def _market_making(entry: StrategyEntry, env: StrategyEnv) -> Strategy:
         from pipelines.trading.market_making.calibration import mm_params_path
 
         params["params_path"] = mm_params_path(env.lake_dir)
-    return build_market_making(entry.id, params)
+    return build_market_making(entry.id, params, entry.allocation)
 
 
 def _hedge(entry: StrategyEntry, env: StrategyEnv) -> Strategy:

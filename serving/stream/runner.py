@@ -8,9 +8,12 @@ thread-safe: cache rows (a dict assignment), `SignalHub.publish` (serialized on 
 handed to the API loop with `call_soon_threadsafe`), `engine.submit` (a queue), metrics.
 
 `serving_stream(app, settings, ...)` is what the app's lifespan enters. With ``stream.source=off`` it
-only runs the trading engine. Otherwise, in order: the stream thread; for ``replay``, the replay server
-on that thread's loop and the engine on the replay's event time (`serving.engine.ReplayClock` starting
-at the capture's first message, so book ages, TTLs and pauses run on market time); the trading engine
+only runs the trading engine. Otherwise, in order: the stream thread; for ``replay``, the replayed venue
+(its own process, `serving.stream.replay_process`, when paced; on the stream thread's loop with
+``stream.replay_in_process`` or at ``replay_speed=0``, where "as fast as the client reads" needs the
+client's back-pressure on the same loop) and the engine on the replay's event time
+(`serving.engine.ReplayClock` starting at the capture's first message, so book ages, TTLs and pauses run
+on market time); the trading engine
 (`serving.engine.trading_lifespan`); the stream service (warm-up, then the feed). It publishes the
 service as `app.state.stream` and stops everything in reverse order.
 """
@@ -29,6 +32,7 @@ from typing import Any, TypeVar
 from pipelines.config import Settings
 from pipelines.trading.config import system_clock
 from serving.engine import ReplayClock, trading_lifespan
+from serving.engine.leadership import follow_leader
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -100,8 +104,8 @@ async def serving_stream(
     """
     app.state.stream = None
 
-    def _attach() -> Any:
-        return attach() if attach is not None else getattr(app.state, "trading_engine", None)
+    def _attach() -> Any:  # with replicas, a sink that follows the leader lease (serving.engine.leadership)
+        return follow_leader(app, attach or (lambda: getattr(app.state, "trading_engine", None)), detach)
 
     if settings.stream.source == "off":
         async with trading_lifespan(app, settings):
@@ -114,16 +118,20 @@ async def serving_stream(
         return
     from serving.stream.pipeline import StreamPipeline
     from serving.stream.replay import ReplayServer, capture_start
+    from serving.stream.replay_process import ReplayProcess
     from serving.stream.service import StreamService
 
     runner = StreamThread().start()
-    replay: ReplayServer | None = None
+    replay: ReplayServer | ReplayProcess | None = None
     try:
         start, clock, engine_settings = datetime.now(UTC), system_clock, settings
         if settings.stream.source == "replay":
             capture = settings.stream.replay_capture_dir
             assert capture is not None  # validated by StreamConfig
-            replay = await runner.run(ReplayServer(capture, speed=settings.stream.replay_speed).start())
+            if settings.stream.replay_in_process or settings.stream.replay_speed == 0:
+                replay = await runner.run(ReplayServer(capture, speed=settings.stream.replay_speed).start())
+            else:  # the venue in its own process (serving.stream.replay_process)
+                replay = await ReplayProcess(capture, speed=settings.stream.replay_speed).start()
             start = await asyncio.to_thread(capture_start, capture)
             clock = ReplayClock(start)
             if settings.engine.mode == "paper" and settings.engine.api_url is None:
@@ -147,5 +155,5 @@ async def serving_stream(
     finally:
         if replay is not None:
             with contextlib.suppress(Exception):
-                await runner.run(replay.stop())
+                await (runner.run(replay.stop()) if isinstance(replay, ReplayServer) else replay.stop())
         runner.stop()

@@ -31,6 +31,7 @@ from serving.stream.replay import ReplayServer, capture_files_by_symbol
 from serving.ws_hub import SignalHub
 
 if TYPE_CHECKING:
+    from serving.stream.replay_process import ReplayProcess
     from serving.stream.runner import StreamThread
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class StreamService:
         pipeline: StreamPipeline,
         hub: SignalHub | None = None,
         universe_symbols: list[str] | None = None,
-        replay: ReplayServer | None = None,
+        replay: ReplayServer | ReplayProcess | None = None,
         *,
         start: datetime | None = None,
         runner: StreamThread | None = None,

@@ -30,3 +30,28 @@ def test_missing_columns_are_named() -> None:
     frame = pl.DataFrame({"a": [1.0]})
     with pytest.raises(ValueError, match="b"):
         feature_drift(frame, frame, ("a", "b"))
+
+
+@pytest.mark.parametrize(("n", "m", "shift"), [(5000, 300, 0.2), (60, 80, 0.5), (50_000, 300, 0.15), (2000, 2000, 0.1)])
+def test_ks_2samp_matches_scipy_asymptotic_p_where_drift_is_decided(n: int, m: int, shift: float) -> None:
+    from scipy.stats import ks_2samp as scipy_ks  # the reference (not imported by the serving process)
+
+    from pipelines.drift import ks_2samp
+
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=n), rng.normal(shift, 1, size=m)
+
+    statistic, p = ks_2samp(a, b)
+
+    expected = scipy_ks(a, b, method="asymp")
+    assert statistic == pytest.approx(float(expected.statistic), abs=1e-12)
+    assert expected.pvalue < 0.1
+    assert p == pytest.approx(float(expected.pvalue), rel=1e-3)
+
+
+def test_ks_2samp_p_is_capped_at_one_for_identical_samples() -> None:
+    from pipelines.drift import ks_2samp
+
+    values = np.random.default_rng(1).normal(size=400)
+
+    assert ks_2samp(values, values) == (0.0, 1.0)

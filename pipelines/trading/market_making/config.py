@@ -6,8 +6,11 @@ Units (the model's formulas are only right when these agree):
 - Prices are in quote currency per base unit, so k is per price unit (1 / quote currency) and
   gamma is per price unit too. Fitting in ticks gives k per tick: divide by the tick size
   (`estimators.k_per_price`) before it reaches the formulas.
-- q, the inventory in the formulas, is counted in quote clips (`position / quote size`), the paper's
-  "one share per order", so gamma keeps the paper's meaning whatever the lot size.
+- q, the inventory in the formulas, is counted in quote clips (`(held - target) / quote size`), the
+  paper's "one share per order", so gamma keeps the paper's meaning whatever the lot size. It is
+  measured against a target base holding: a spot market maker holds base so that it can sell from the
+  first second (spot cannot short); the target defaults to half the strategy's capital in base on spot
+  (`allow_short` False) and to 0 on a perpetual.
 - Fractions are fractions (0.0002 is 2 bps).
 
 The defaults are SPEC 12's (refresh every 30 s, rebalance above 60% of the cap) and the paper's
@@ -71,7 +74,17 @@ class MarketMakingConfig(_Frozen):
         0.10, ge=0, le=1, description="a clip raised to the venue minimum gets this margin on top"
     )
     max_inventory_clips: int = Field(5, ge=1, description="inventory cap, in clips (both directions)")
-    allow_short: bool = Field(True, description="False (spot): never sell below zero inventory")
+    allow_short: bool = Field(True, description="False (spot): never sell more base than is held")
+    inventory_target: Decimal | None = Field(
+        None, ge=0, description="target base holding q is measured from, base units (None: see the notional)"
+    )
+    inventory_target_notional: Decimal | None = Field(
+        None, ge=0, description="target as quote currency, fixed in base at the first mid; both None: "
+        "spot half the strategy's capital (its allocation, else its equity), perpetual 0",
+    )
+    balance_refresh_seconds: float = Field(
+        30.0, gt=0, description="spot: re-read the venue's base balance this often (own fills count in between)"
+    )
     rebalance_fraction: float = Field(0.6, gt=0, le=1, description="above this share of the cap, rebalance")
     refresh_seconds: float = Field(30.0, gt=0, description="re-quote at least this often")
     refresh_mid_move: float = Field(0.0005, gt=0, description="re-quote when the mid moves this fraction")
@@ -85,6 +98,8 @@ class MarketMakingConfig(_Frozen):
     def _spreads(self) -> Self:
         if self.min_spread >= self.max_spread:
             raise ValueError(f"min_spread {self.min_spread} must be below max_spread {self.max_spread}")
+        if self.inventory_target is not None and self.inventory_target_notional is not None:
+            raise ValueError("set inventory_target (base) or inventory_target_notional (quote), not both")
         return self
 
 

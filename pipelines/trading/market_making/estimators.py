@@ -95,7 +95,9 @@ def fit_intensity(
     mean = float(np.average(y, weights=weights**2))
     total = float((weights**2 * (y - mean) ** 2).sum())
     r2 = 1.0 - float((weights**2 * residual**2).sum()) / total if total > 0 else 0.0
-    if not (math.isfinite(slope) and slope < 0):
+    # A degenerate fit (depths on a few ticks only: an extreme slope and exp(intercept) beyond a float)
+    # is no fit: the strategy keeps its prior instead of failing on every book.
+    if not (math.isfinite(slope) and slope < 0 and math.isfinite(intercept) and intercept < 700.0):
         return None
     a, k = float(math.exp(intercept)), float(-slope)
     return IntensityFit(A=a, k=k, orders=int(depths.size), levels=int(keep.sum()), r2=r2)

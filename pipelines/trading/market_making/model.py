@@ -15,10 +15,16 @@ skew does not scale with volatility). Units are in `config.py`: seconds, price u
    the touch itself;
 4. sizes: one clip = `order_notional` at the quote price rounded down to the lot, raised to the venue
    minimum (+ margin) when below it; every side is checked with `rejection_reason`;
-5. inventory cap: position + resting bids + new bid <= cap, and the same below -cap for asks, so no
-   combination of fills can take the inventory past the cap;
-6. rebalancing: above `rebalance_fraction` of the cap only the reducing side is quoted, at least as
-   aggressively as the touch (still post-only).
+5. inventory cap on q = held - target (`Inventory`): q + resting bids + new bid <= cap, and the same
+   below -cap for asks, so no combination of fills can take the inventory past the cap; on spot
+   (`allow_short` False) an ask is also never larger than the base held minus the asks resting, so no
+   combination of fills takes the holding below 0;
+6. rebalancing: above `rebalance_fraction` of the cap (|q|) only the reducing side is quoted, at least
+   as aggressively as the touch (still post-only).
+
+The inventory q of the formulas is measured against a target holding: a spot market maker holds base
+(it cannot sell what it does not have), so q = base held - `Inventory.target` and both sides can
+quote from the start; on a perpetual the target is normally 0 and q is the signed position.
 """
 
 from __future__ import annotations
@@ -82,7 +88,7 @@ class QuotePlan:
     mid: float
     reservation: float
     spread: float  # total model spread after the min/max clamp, price units
-    q: float  # inventory in clips
+    q: float  # inventory in clips, relative to the target holding
     clip: Decimal
     bid_price: Decimal | None = None
     bid_size: Decimal | None = None
@@ -129,11 +135,21 @@ def _sized(market: MarketInfo, price: Decimal, clip: Decimal, headroom: Decimal)
 
 @dataclass(frozen=True)
 class Inventory:
-    """Signed position and what is still resting (orders whose cancel may not have landed yet)."""
+    """Base held and what is still resting (orders whose cancel may not have landed yet), base units.
+
+    `position` is the base held (spot: the account's base balance; a perpetual: the signed position);
+    `target` is the holding the strategy returns to, so q = position - target is the model's inventory.
+    """
 
     position: Decimal
     resting_buy: Decimal = Decimal(0)
     resting_sell: Decimal = Decimal(0)
+    target: Decimal = Decimal(0)
+
+    @property
+    def q(self) -> Decimal:
+        """The inventory the model and the cap see: base held minus the target, base units."""
+        return self.position - self.target
 
 
 def plan_quotes(
@@ -151,12 +167,13 @@ def plan_quotes(
         return QuotePlan(float(touch.mid), float("nan"), float("nan"), 0.0, Decimal(0), reasons=("crossed book",))
     mid = float(touch.mid)
     clip = clip_size(market, touch.mid, cfg)
-    q = float(inventory.position / clip)
+    q_base = inventory.q
+    q = float(q_base / clip)
     r = reservation_price(mid, q, cfg.gamma, sigma, tau)
     model_spread = optimal_spread(cfg.gamma, sigma, tau, k)
     spread = min(max(model_spread, cfg.min_spread * mid), cfg.max_spread * mid)
     cap = clip * cfg.max_inventory_clips
-    rebalancing = abs(inventory.position) > cap * to_decimal(cfg.rebalance_fraction)
+    rebalancing = abs(q_base) > cap * to_decimal(cfg.rebalance_fraction)
     bid = _passive_price(market, touch, Side.BUY, r - spread / 2)
     ask = _passive_price(market, touch, Side.SELL, r + spread / 2)
     reasons: list[str] = []
@@ -164,8 +181,8 @@ def plan_quotes(
         # The SPEC 12 pitfall: a k in the wrong unit (per tick, not per price unit) quotes the ceiling.
         reasons.append(f"model spread {model_spread:.6g} above max_spread x mid: check k ({k:.4g}) is per price unit")
     if rebalancing:
-        reasons.append(f"rebalancing: |position| {abs(inventory.position)} > {cfg.rebalance_fraction:.0%} of cap {cap}")
-        if inventory.position > 0:
+        reasons.append(f"rebalancing: |q| {abs(q_base)} > {cfg.rebalance_fraction:.0%} of cap {cap}")
+        if q_base > 0:
             bid = None
             ask = min(ask, touch.ask) if ask is not None else touch.ask
         else:
@@ -173,13 +190,14 @@ def plan_quotes(
             bid = max(bid, touch.bid) if bid is not None else touch.bid
     bid_size = ask_size = None
     if bid is not None:
-        headroom = cap - inventory.position - inventory.resting_buy
+        headroom = cap - q_base - inventory.resting_buy
         bid_size, why = _sized(market, bid, clip_size(market, bid, cfg), headroom)
         bid = bid if bid_size is not None else None
         reasons += [f"no bid: {why}"] if bid is None else []
     if ask is not None:
-        floor = -cap if cfg.allow_short else Decimal(0)
-        headroom = inventory.position - inventory.resting_sell - floor
+        headroom = q_base + cap - inventory.resting_sell
+        if not cfg.allow_short:  # spot: never sell more base than is held (and not already offered)
+            headroom = min(headroom, inventory.position - inventory.resting_sell)
         ask_size, why = _sized(market, ask, clip_size(market, ask, cfg), headroom)
         ask = ask if ask_size is not None else None
         reasons += [f"no ask: {why}"] if ask is None else []

@@ -36,3 +36,19 @@ def test_unset_rules_come_from_the_newest_cached_row_and_configured_ones_win(tmp
 def test_without_a_cache_the_rules_stay_unset(tmp_path: Path) -> None:
     resolved = resolve_instrument(SimVenueConfig(), tmp_path / "no-lake", "binance", "BTC/USDT")
     assert resolved.lot_size is None and resolved.min_notional is None
+
+
+def test_fees_come_from_the_flags_then_the_cached_row_then_the_defaults(tmp_path: Path) -> None:
+    # Arrange: the venue's markets list says maker 0.0002, taker 0.0005
+    row = {"venue": "binanceusdm", "symbol": "BTC/USDT:USDT", "tick_size": 0.1, "lot_size": 0.001, "min_qty": 0.001,
+           "min_notional": 100.0, "maker_fee": 0.0002, "taker_fee": 0.0005,
+           "fetched_at": datetime(2024, 8, 1, tzinfo=UTC)}
+    _cache(tmp_path, [row])
+    # Act
+    cached = resolve_instrument(SimVenueConfig(), tmp_path, "binanceusdm", "BTC/USDT:USDT")
+    flagged = resolve_instrument(SimVenueConfig(maker_fee=-0.0001), tmp_path, "binanceusdm", "BTC/USDT:USDT")
+    bare = resolve_instrument(SimVenueConfig(), tmp_path / "no-lake", "binanceusdm", "BTC/USDT:USDT")
+    # Assert
+    assert (cached.fees().maker, cached.fees().taker) == (0.0002, 0.0005)
+    assert (flagged.fees().maker, flagged.fees().taker) == (-0.0001, 0.0005)
+    assert (bare.maker_fee, bare.taker_fee) == (None, None) and (bare.fees().maker, bare.fees().taker) == (0.0, 0.0004)

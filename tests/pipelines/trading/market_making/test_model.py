@@ -188,3 +188,63 @@ def test_config_rejects_unknown_keys_and_inverted_spreads() -> None:
         MarketMakingConfig.model_validate({"gama": 0.1})
     with pytest.raises(ValueError):
         MarketMakingConfig(min_spread=0.01, max_spread=0.005)
+
+
+def test_q_is_measured_from_the_target_holding() -> None:
+    # Arrange: mid 100.00, one clip = 20 USDT / 100 = 0.2 ETH; 0.7 held against a target of 0.3
+    touch = Touch(Decimal("99.99"), Decimal("100.01"))
+    spot = CFG.model_copy(update={"allow_short": False})
+    # Act
+    plan = plan_quotes(MARKET, touch, Inventory(Decimal("0.7"), target=Decimal("0.3")), sigma=0.05, k=10.0,
+                       tau=60.0, cfg=spot)
+    at_target = plan_quotes(MARKET, touch, Inventory(Decimal("0.5"), target=Decimal("0.5")), sigma=0.05, k=10.0,
+                            tau=60.0, cfg=spot)
+    # Assert: q = (0.7 - 0.3) / 0.2 = 2 clips; r = 100 - 2 * 0.1 * 0.05^2 * 60 = 100 - 0.03 = 99.97
+    assert plan.clip == Decimal("0.2") and plan.q == pytest.approx(2.0)
+    assert plan.reservation == pytest.approx(99.97, abs=1e-12)
+    # Holding exactly the target is flat: r is the mid and a spot maker quotes both sides at once
+    assert at_target.q == 0.0 and at_target.reservation == pytest.approx(100.0, abs=1e-12)
+    assert at_target.bid_price is not None and at_target.ask_price is not None and not at_target.rebalancing
+
+
+def test_rebalancing_and_the_cap_follow_q_not_the_holding() -> None:
+    touch = Touch(Decimal("99.99"), Decimal("100.01"))
+    spot = CFG.model_copy(update={"allow_short": False})
+    # 1.0 held against a target of 0.3: q = 0.7 = 3.5 clips > 60% of the 5-clip cap: only the ask, at the touch
+    long = plan_quotes(MARKET, touch, Inventory(Decimal("1.0"), target=Decimal("0.3")), sigma=0.05, k=10.0,
+                       tau=60.0, cfg=spot)
+    assert long.rebalancing and long.bid_price is None and long.ask_price is not None
+    # The same 1.0 held against a target of 1.0 is flat: no rebalancing, both sides
+    flat = plan_quotes(MARKET, touch, Inventory(Decimal("1.0"), target=Decimal("1.0")), sigma=0.05, k=10.0,
+                       tau=60.0, cfg=spot)
+    assert not flat.rebalancing and flat.bid_price is not None and flat.ask_price is not None
+
+
+@given(
+    bid=prices,
+    width=st.integers(1, 40),
+    held=st.decimals(min_value=Decimal(0), max_value=Decimal("2"), places=3),
+    target=st.decimals(min_value=Decimal(0), max_value=Decimal("2"), places=3),
+    resting_buy=st.decimals(min_value=Decimal(0), max_value=Decimal("0.6"), places=3),
+    offered=st.floats(0.0, 1.0),
+    sigma=st.floats(0.0, 5.0),
+    tau=st.floats(0.0, 7200.0),
+)
+def test_a_spot_sell_never_exceeds_the_base_held_and_q_stays_within_the_cap(
+    bid: Decimal, width: int, held: Decimal, target: Decimal, resting_buy: Decimal, offered: float, sigma: float,
+    tau: float,
+) -> None:
+    # Arrange: some of the holding may already be offered by asks still resting (never more than is held)
+    resting_sell = (held * Decimal(repr(offered))).quantize(Decimal("0.001"), rounding="ROUND_DOWN")
+    touch = Touch(bid, bid + Decimal("0.01") * width)
+    spot = CFG.model_copy(update={"allow_short": False})
+    inventory = Inventory(held, resting_buy, resting_sell, target)
+    # Act
+    plan = plan_quotes(MARKET, touch, inventory, sigma=sigma, k=10.0, tau=tau, cfg=spot)
+    # Assert: every ask filling, the new one included, leaves the holding >= 0; q stays within +-cap
+    cap = plan.clip * spot.max_inventory_clips
+    if plan.ask_size is not None:
+        assert held - resting_sell - plan.ask_size >= 0
+        assert inventory.q - resting_sell - plan.ask_size >= -cap
+    if plan.bid_size is not None:
+        assert inventory.q + resting_buy + plan.bid_size <= cap
