@@ -43,8 +43,9 @@ def _chain(settings: Settings) -> None:
     print("\n".join(summary_lines(settings, states)), flush=True)
 
 
-def serve_banner(settings: Settings) -> str:
-    """Where to look once the serving tier is up (every URI masked: credentials are never printed)."""
+def serve_banner(settings: Settings, venue_lines: Sequence[str] = ()) -> str:
+    """Where to look once the serving tier is up (every URI masked: credentials are never printed);
+    `venue_lines`: the engine's extra venues (`serving.engine.venues.banner_lines`, keys masked)."""
     base = f"http://{settings.host}:{settings.port}"
     return (
         "\nalphatide serving tier is up:\n"
@@ -53,7 +54,8 @@ def serve_banner(settings: Settings) -> str:
         f"  API docs {base}/docs\n"
         f"  MLflow   .venv/bin/mlflow ui --backend-store-uri {mask_uri(settings.mlflow_tracking_uri)}\n"
         "  Airflow  make airflow (UI on http://127.0.0.1:8080)\n"
-        "Ctrl-C stops it."
+        + "".join(f"{line}\n" for line in venue_lines)
+        + "Ctrl-C stops it."
     )
 
 
@@ -61,8 +63,10 @@ def _serve(settings: Settings) -> None:
     import uvicorn
 
     from serving.app import create_app
+    from serving.engine.venues import banner_lines, check_venues_start
 
-    print(serve_banner(settings), flush=True)
+    venues = check_venues_start(settings)  # ALPHATIDE_VENUES: a live venue without its keys fails here
+    print(serve_banner(settings, banner_lines(venues)), flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 
 
@@ -107,7 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         if args.command == "settings":
-            print(json.dumps(settings.model_dump(mode="json"), indent=2))
+            from serving.engine.venues import configured_venues
+
+            shown = {**settings.model_dump(mode="json"), "venues": [v.masked() for v in configured_venues(settings)]}
+            print(json.dumps(shown, indent=2))
         elif args.command == "chain":
             _chain(settings)
         elif args.command == "serve":
@@ -115,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _serve(settings)
         elif args.command == "run":
             check_live_start(settings)  # before the chain: a live start that must fail fails at once
+            from serving.engine.venues import check_venues_start
+
+            check_venues_start(settings)
             _chain(settings)
             _serve(settings)
         elif args.command == "airflow":

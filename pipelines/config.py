@@ -425,8 +425,11 @@ class Settings(BaseSettings):
 
 
 # Sections other frozen settings models read with the same prefix (serving.engine.config.EngineExtras,
-# serving.engine.telegram.AlertSettings, pipelines.cluster.config.ClusterConfig): known variables, not typos.
-OTHER_SECTIONS = frozenset({"STRATEGIES", "HEALTH", "AIRFLOW", "TELEGRAM", "ALERTS", "CLUSTER"})
+# serving.engine.telegram.AlertSettings, serving.engine.venues, pipelines.cluster.config.ClusterConfig):
+# known variables, not typos.
+OTHER_SECTIONS = frozenset({"STRATEGIES", "VENUES", "HEALTH", "AIRFLOW", "TELEGRAM", "ALERTS", "CLUSTER"})
+# ALPHATIDE_VENUE_<NAME>__API_KEY etc.: the secrets of each venue of ALPHATIDE_VENUES (serving.engine.venues).
+VENUE_SECRET_PREFIX = "VENUE_"
 
 
 def _unknown_variables(environ: dict[str, str]) -> list[str]:
@@ -437,7 +440,7 @@ def _unknown_variables(environ: dict[str, str]) -> list[str]:
         if not upper.startswith(ENV_PREFIX):
             continue
         top = upper[len(ENV_PREFIX) :].split("__", 1)[0]
-        if top not in known:
+        if top not in known and not (top.startswith(VENUE_SECRET_PREFIX) and "__" in upper):
             unknown.append(key)
     return sorted(unknown)
 

@@ -89,6 +89,13 @@ class StrategyOut(BaseModel):
     pnl_gap: float | None = Field(default=None, description="|live - simulated| / max(|simulated|, floor)")
 
 
+class VenueOut(BaseModel):
+    venue: str = Field(description='Key of the venue ("" = the default venue; else its ALPHATIDE_VENUES name).')
+    broker: str = Field(description="paper, or live:<ccxt id>.")
+    clean_started: bool
+    live_orders: int
+
+
 class TradingStatusOut(BaseModel):
     mode: str
     running: bool
@@ -115,6 +122,7 @@ class TradingStatusOut(BaseModel):
     strategies: list[StrategyOut] = Field(default_factory=list)
     clean_started: bool = True
     reconciled: bool = True
+    venues: list[VenueOut] = Field(default_factory=list)
     engine: Literal["active"] = Field("active", description="This replica runs the trading engine.")
 
 
@@ -163,6 +171,7 @@ def _status_out(status: EngineStatus) -> TradingStatusOut:
         strategies=[StrategyOut(**vars(s)) for s in status.strategies],
         clean_started=status.clean_started,
         reconciled=status.reconciled,
+        venues=[VenueOut(**vars(v)) for v in status.venues],
     )
 
 

@@ -8,7 +8,8 @@ Build and run (one engine per process)::
     from serving.engine import build_engine
     engine = build_engine(settings)      # paper unless ALPHATIDE_ENGINE__MODE=live; nothing is sent yet
                                          # strategies: ALPHATIDE_STRATEGIES (or strategies=[StrategyEntry...])
-                                         # more venues: brokers={"hedge": broker}; clock= injectable
+                                         # more venues: ALPHATIDE_VENUES (or brokers={"hedge": broker})
+                                         # clock= injectable
     engine.start()                       # recover from the store, clean start, reconcile, worker thread
     ...
     engine.shutdown()                    # stop entries, cancel resting orders, persist, stop the worker
@@ -58,12 +59,13 @@ from typing import Any
 from pipelines.config import Settings
 from pipelines.trading.config import system_clock
 from serving.engine.broker import Broker, BrokerError, PaperBroker, VenueOrderView
-from serving.engine.config import StrategyEntry, load_extras
+from serving.engine.config import EngineExtras, StrategyEntry, VenueEntry, load_extras
 from serving.engine.engine import TradingEngine
 from serving.engine.events import BookEvent, EngineEvent, HealthEvent, ReplayClock, SignalEvent, TradeEvent
 from serving.engine.status import EngineStatus, PositionSnapshot
 from serving.engine.store import StoreError, TradingStore
 from serving.engine.strategy import Strategy
+from serving.engine.venues import VenueSpec, check_strategy_venues, resolve_venues
 
 __all__ = [
     "BookEvent",
@@ -110,34 +112,52 @@ def open_store(settings: Settings) -> TradingStore:
     return TradingStore.sqlite_file(engine_home(settings) / "engine.db")
 
 
-def build_broker(settings: Settings, clock: Callable[[], datetime] = system_clock) -> Broker:
-    """Paper (default) or live broker as configured; live needs the venue keys (validated by settings)."""
+def build_broker(
+    settings: Settings, clock: Callable[[], datetime] = system_clock, venue: VenueSpec | None = None
+) -> Broker:
+    """Paper (default) or live broker of the default venue, or of `venue` (an `ALPHATIDE_VENUES` entry);
+    live needs the venue's keys (validated by the settings, or by `resolve_venues`)."""
     from serving.engine.live_broker import CcxtMarkets, LiveBroker
 
     cfg = settings.engine
-    if cfg.mode == "live":
-        if cfg.venue_api_key is None or cfg.venue_api_secret is None:
+    if venue is None:
+        keys = {"apiKey": cfg.venue_api_key, "secret": cfg.venue_api_secret}
+        venue = VenueSpec(
+            cfg.venue, cfg.mode, cfg.api_url, cfg.ws_url, cfg.order_stream,
+            {k: v for k, v in keys.items() if v is not None},
+        )
+        if venue.mode == "live" and len(venue.credentials) < 2:
             raise ValueError("live mode needs ALPHATIDE_ENGINE__VENUE_API_KEY and ..._VENUE_API_SECRET")
+    if venue.mode == "live":
         return LiveBroker(
-            cfg.venue,
-            cfg.venue_api_key,
-            cfg.venue_api_secret,
+            venue.name,
+            venue.credentials.get("apiKey"),
+            venue.credentials.get("secret"),
+            credentials=venue.credentials,
             order_cfg=cfg.trading.orders,
-            api_url=cfg.api_url,
-            order_stream=cfg.order_stream,
-            ws_url=cfg.ws_url,
+            api_url=venue.api_url,
+            order_stream=venue.order_stream,
+            ws_url=venue.ws_url,
             retries=cfg.request_retries,
             backoff_s=cfg.backoff_s,
             error_window_s=cfg.api_error_window_s,
             clock=clock,
         )
     return PaperBroker(
-        CcxtMarkets(cfg.venue, cfg.api_url),
+        CcxtMarkets(venue.name, venue.api_url),
         cfg.trading.paper,
         settings.universe.quote,
         cfg.paper_starting_balance,
         cfg.paper_starting_assets,
     )
+
+
+def build_venue_brokers(
+    settings: Settings, clock: Callable[[], datetime] = system_clock, entries: Sequence[VenueEntry] | None = None
+) -> dict[str, Broker]:
+    """One broker per `ALPHATIDE_VENUES` entry (keyed by its name), through `build_broker`."""
+    entries = tuple(entries) if entries is not None else load_extras().venues
+    return {spec.name: build_broker(settings, clock, spec) for spec in resolve_venues(settings.engine, entries)}
 
 
 def build_strategies(
@@ -154,6 +174,11 @@ def build_strategies(
     return strategies, {e.id: e.allocation for e in entries}, {e.id: e.kind for e in entries}
 
 
+def _of(extras: EngineExtras | None) -> EngineExtras:
+    assert extras is not None
+    return extras
+
+
 def build_engine(
     settings: Settings,
     *,
@@ -162,22 +187,30 @@ def build_engine(
     store: TradingStore | None = None,
     brokers: Mapping[str, Broker] | None = None,
     strategies: Sequence[StrategyEntry] | None = None,
+    venues: Sequence[VenueEntry] | None = None,
 ) -> TradingEngine:
     """The engine as configured (nothing is sent to any venue until `start()`).
 
     `clock` is injectable (a `ReplayClock` runs the engine on the events' time). `brokers` adds venues
-    besides the default one (key "" is the default; `broker` overrides just that one). `strategies`
-    overrides the configured strategy entries.
+    besides the default one (key "" is the default; `broker` overrides just that one). Without
+    `brokers`, the venues of `ALPHATIDE_VENUES` (or `venues`) get one broker each, keyed by name.
+    `strategies` overrides the configured strategy entries; a strategy naming a venue without a broker
+    is a `ConfigError` (before any broker is built).
     """
     cfg = settings.engine
-    venues: dict[str, Broker] = dict(brokers or {})
-    if broker is not None or "" not in venues:
-        venues[""] = broker if broker is not None else build_broker(settings, clock)
-    entries = tuple(strategies) if strategies is not None else load_extras().strategies
+    extras = load_extras() if strategies is None or (brokers is None and venues is None) else None
+    entries = tuple(strategies) if strategies is not None else _of(extras).strategies
+    if brokers is None:
+        configured = tuple(venues) if venues is not None else _of(extras).venues
+        check_strategy_venues(entries, [v.name for v in configured])
+        brokers = build_venue_brokers(settings, clock, configured)
+    venue_brokers: dict[str, Broker] = dict(brokers)
+    if broker is not None or "" not in venue_brokers:
+        venue_brokers[""] = broker if broker is not None else build_broker(settings, clock)
     built, allocations, kinds = build_strategies(settings, entries)
     return TradingEngine(
         cfg,
-        venues,
+        venue_brokers,
         store if store is not None else open_store(settings),
         quote=settings.universe.quote,
         majors=settings.universe.majors,

@@ -8,6 +8,7 @@ markets. `api_url` / `ws_url` point the client at local fakes in tests (`point_a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import ccxt
@@ -15,7 +16,11 @@ import ccxt.pro
 from pydantic import SecretStr
 
 # ccxt ids of derivative venues: their own market type, not spot (Binance USD-M is its own ccxt id).
-_DERIVATIVE_VENUES = frozenset({"binanceusdm"})
+_DERIVATIVE_VENUES = frozenset({"binanceusdm", "hyperliquid"})
+# Venues whose REST API lives at the root of their host (a fake's `api_url` is used as is).
+_ROOT_URL_VENUES = frozenset({"backpack", "hyperliquid"})
+# Hedge trading: no builder fee / referrer on Hyperliquid (pipelines.trading.hedge.venues).
+_VENUE_OPTIONS: dict[str, dict[str, Any]] = {"hyperliquid": {"builderFee": False, "refSet": True}}
 
 
 def exchange_options(venue: str) -> dict[str, Any]:
@@ -29,6 +34,7 @@ def exchange_options(venue: str) -> dict[str, Any]:
         options["defaultType"] = "spot"
     if venue == "binance":
         options["fetchMarkets"] = {"types": ["spot"]}
+    options.update(_VENUE_OPTIONS.get(venue, {}))
     return options
 
 
@@ -46,6 +52,8 @@ def point_at(exchange: Any, api_url: str | None) -> None:
         for key, url in urls.items():
             if key.startswith("fapi") and isinstance(url, str):
                 urls[key] = f"{base}/fapi/{url.rstrip('/').rsplit('/', 1)[-1]}"
+    elif exchange.id in _ROOT_URL_VENUES:
+        urls.update({"public": base, "private": base})
     else:
         urls.update({"public": f"{base}/api/v3", "private": f"{base}/api/v3"})
     exchange.urls["api"] = urls
@@ -60,6 +68,10 @@ def point_ws_at(exchange: Any, ws_url: str | None) -> None:
     ws = dict(exchange.urls["api"].get("ws") or {})
     if exchange.id == "binanceusdm":
         ws.update({"future": f"{base}/ws", "linear": f"{base}/ws"})
+    elif exchange.id == "backpack":
+        ws.update({"public": base, "private": base})
+    elif exchange.id == "hyperliquid":
+        ws.update({"public": f"{base}/ws"})
     else:
         ws.update({"spot": f"{base}/ws", "ws-api": {**(ws.get("ws-api") or {}), "spot": f"{base}/ws-api/v3"}})
     exchange.urls["api"] = {**exchange.urls["api"], "ws": ws}
@@ -74,9 +86,11 @@ def ccxt_client(
     timeout_s: float = 10.0,
     pro: bool = False,
     ws_url: str | None = None,
+    credentials: Mapping[str, SecretStr] | None = None,
 ) -> Any:
     """The project's one way to build a ccxt client: `venue` is the ccxt id (binance, binanceusdm, ...);
-    `pro` gives the ccxt.pro (WebSocket) client of the same venue, with the same options and keys."""
+    `pro` gives the ccxt.pro (WebSocket) client of the same venue, with the same options and keys.
+    `credentials` adds ccxt credentials by their ccxt names (Hyperliquid: walletAddress, privateKey)."""
     try:
         exchange_class = getattr(ccxt.pro if pro else ccxt, venue)
     except AttributeError:
@@ -88,6 +102,7 @@ def ccxt_client(
     }
     if api_key is not None and api_secret is not None:
         config.update(apiKey=api_key.get_secret_value(), secret=api_secret.get_secret_value())
+    config.update({name: value.get_secret_value() for name, value in (credentials or {}).items()})
     exchange = exchange_class(config)
     point_at(exchange, api_url)
     if pro:

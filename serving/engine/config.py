@@ -6,6 +6,11 @@ Typed and validated once (pydantic-settings, frozen, extra="forbid"), env prefix
   ``[{"id": "directional", "kind": "directional"}, {"id": "mm-btc", "kind": "market_making",
   "allocation": "500", "params": {"symbol": "BTC/USDT"}}]``. Default: the directional strategy alone,
   on the whole account. `kind` names a factory of `serving.strategies.registry`.
+- ``ALPHATIDE_VENUES``: a JSON list of venues besides the engine's default one (key ""), each a ccxt id
+  with its mode and URL overrides, e.g. ``[{"name": "binance", "mode": "live"}, {"name": "binanceusdm",
+  "mode": "live", "order_stream": true}]`` (`VenueEntry`). Their secrets never go in the JSON: they come
+  from ``ALPHATIDE_VENUE_<NAME>__API_KEY``, ``..__API_SECRET``, ``..__WALLET_ADDRESS``, ``..__PRIVATE_KEY``,
+  ``..__PASSWORD`` (no defaults; `serving.engine.venues`). Strategies name these venues by `name`.
 - ``ALPHATIDE_HEALTH__*``: the health monitor's timer and windows (`HealthConfig`).
 - ``ALPHATIDE_AIRFLOW__URL``, ``..._USERNAME``, ``..._PASSWORD``: the Airflow REST API the retrain action
   calls (unset: the retrain is logged and alerted as not configured).
@@ -13,13 +18,16 @@ Typed and validated once (pydantic-settings, frozen, extra="forbid"), env prefix
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from pipelines.config import ENV_PREFIX
+from pipelines.config_checks import check_json_variables
+from pipelines.errors import ConfigError
 
 
 class _Frozen(BaseModel):
@@ -36,6 +44,18 @@ class StrategyEntry(_Frozen):
     )
     venue: str = Field("", description="Default venue of its intents ('' = the engine's default broker).")
     params: dict[str, Any] = Field(default_factory=dict, description="Kind-specific parameters.")
+
+
+class VenueEntry(_Frozen):
+    """One more venue of the engine (`ALPHATIDE_VENUES`); secrets: `ALPHATIDE_VENUE_<NAME>__*` variables."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$", description="ccxt exchange id (binance, binanceusdm, backpack, ...).")
+    mode: Literal["paper", "live"] | None = Field(None, description="paper|live; default: the engine's mode.")
+    api_url: str | None = Field(None, pattern=r"^https?://", description="REST base URL override (a local fake).")
+    ws_url: str | None = Field(None, pattern=r"^wss?://", description="Private WebSocket URL override (a local fake).")
+    order_stream: bool | None = Field(
+        None, description="Live: order updates from the venue's WebSocket; default: the engine's order_stream."
+    )
 
 
 def _default_strategies() -> tuple[StrategyEntry, ...]:
@@ -80,6 +100,7 @@ class EngineExtras(BaseSettings):
     )
 
     strategies: tuple[StrategyEntry, ...] = Field(default_factory=_default_strategies)
+    venues: tuple[VenueEntry, ...] = ()
     health: HealthConfig = HealthConfig()
     airflow: AirflowConfig = AirflowConfig()
 
@@ -94,7 +115,34 @@ class EngineExtras(BaseSettings):
             raise ValueError(f"strategy ids must be unique: {', '.join(dupes)}")
         return value
 
+    @field_validator("venues")
+    @classmethod
+    def _unique_venues(cls, value: tuple[VenueEntry, ...]) -> tuple[VenueEntry, ...]:
+        names = [v.name for v in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"venue names must be unique: {', '.join(dupes)}")
+        return value
+
 
 def load_extras(**overrides: Any) -> EngineExtras:
-    """The settings from the environment, with `overrides` (tests pass their own)."""
-    return EngineExtras(**overrides)
+    """The settings from the environment, with `overrides` (tests pass their own).
+
+    A bad value is a `ConfigError` naming the variable (and the entry and field inside a JSON list).
+    """
+    not_json = check_json_variables(os.environ, EngineExtras, ENV_PREFIX)
+    if not_json:
+        raise ConfigError("invalid configuration: " + "; ".join(not_json))
+    try:
+        return EngineExtras(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {'; '.join(_problem(e) for e in exc.errors())}") from None
+    except SettingsError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
+
+
+def _problem(error: Any) -> str:
+    """`ALPHATIDE_VENUES[1].colour: Extra inputs are not permitted` (list entries by index)."""
+    top, *rest = error["loc"] or ("",)
+    where = f"{ENV_PREFIX}{str(top).upper()}" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest)
+    return f"{where}: {str(error['msg']).removeprefix('Value error, ')}"

@@ -113,9 +113,10 @@ class LiveBroker:
     def __init__(
         self,
         venue: str,
-        api_key: SecretStr,
-        api_secret: SecretStr,
+        api_key: SecretStr | None,
+        api_secret: SecretStr | None,
         *,
+        credentials: Mapping[str, SecretStr] | None = None,
         order_cfg: OrderConfig,
         api_url: str | None = None,
         retries: int = 3,
@@ -127,10 +128,11 @@ class LiveBroker:
         order_stream: bool = False,
         ws_url: str | None = None,
     ) -> None:
-        self.exchange = ccxt_client(venue, api_key=api_key, api_secret=api_secret, api_url=api_url, timeout_s=timeout_s)
+        make = partial(ccxt_client, venue, api_key=api_key, api_secret=api_secret, credentials=credentials)
+        self.exchange = make(api_url=api_url, timeout_s=timeout_s)
         self._stream: OrderStream | None = None
         if order_stream:
-            make = partial(ccxt_client, venue, api_key=api_key, api_secret=api_secret, api_url=api_url, pro=True)
+            make = partial(make, api_url=api_url, pro=True)
             self._stream = OrderStream(partial(make, timeout_s=timeout_s, ws_url=ws_url), venue)
         self._stream_started = False
         self.name = f"live:{venue}"

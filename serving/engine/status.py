@@ -55,6 +55,16 @@ class StrategyStatus:
 
 
 @dataclass(frozen=True)
+class VenueStatus:
+    """One venue of the engine: its key ("" = the default venue), broker, clean start and live orders."""
+
+    venue: str
+    broker: str
+    clean_started: bool
+    live_orders: int
+
+
+@dataclass(frozen=True)
 class EngineStatus:
     mode: str
     running: bool
@@ -81,6 +91,7 @@ class EngineStatus:
     strategies: tuple[StrategyStatus, ...] = field(default_factory=tuple)
     clean_started: bool = True
     reconciled: bool = True
+    venues: tuple[VenueStatus, ...] = field(default_factory=tuple)
 
 
 def strategy_statuses(engine: TradingEngine) -> tuple[StrategyStatus, ...]:
@@ -147,6 +158,10 @@ def engine_status(engine: TradingEngine) -> EngineStatus:
         strategies=strategy_statuses(engine),
         clean_started=all(ex.clean_started for ex in engine.executions.values()),
         reconciled=risk.reconciled,
+        venues=tuple(
+            VenueStatus(v, ex.broker.name, ex.clean_started, len(ex.live_orders()))
+            for v, ex in sorted(engine.executions.items())
+        ),
     )
 
 
