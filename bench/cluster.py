@@ -117,9 +117,8 @@ def _cluster(env: dict[str, str], symbols: list[str], timeout_s: float) -> dict[
 
 
 def _takeover(urls: list[str], directory: Path) -> float:
-    from serving.engine.takeover import measure_takeover, wait_for_active
-
     from pipelines.cluster import procs
+    from serving.engine.takeover import measure_takeover, wait_for_active
 
     name_of = {url: f"serving-{i}" for i, url in enumerate(urls)}
     wait_for_active(urls, timeout_s=120)
