@@ -57,6 +57,7 @@ def simulate(candles: pl.DataFrame, oos: pl.DataFrame, args: argparse.Namespace,
     opens = oos.filter(pl.col("time_decay") >= 1.0).sort("ts").tail(args.sim_windows)
     signals = opens.select("ts", "p_up")
     out.mkdir(parents=True, exist_ok=True)
+    signals.write_parquet(out / "signals.parquet")  # for `alphatide backtest --strategy window --signals`
     settings = load_settings({}, home=out)
     books = WindowBookConfig(seed=args.seed, noise=args.noise)
     spec = WindowBacktestSpec(strategy="window", candles=candles, signals=signals, out=out / "backtest", books=books)

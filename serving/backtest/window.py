@@ -168,7 +168,7 @@ def _report(spec: WindowBacktestSpec, engine: TradingEngine, venue: WindowSimVen
             generated: list[GeneratedWindow], events: int) -> WindowBacktestResult:
     sid = next(iter(engine.strategies))
     rows = {r.market: r for r in engine.store.window_pnls(sid, limit=10**9)}
-    windows = []
+    windows: list[dict[str, Any]] = []
     for w in generated:
         slug = window_slug(w.start_s)
         r = rows.get(slug)
@@ -201,3 +201,27 @@ def _report(spec: WindowBacktestSpec, engine: TradingEngine, venue: WindowSimVen
         writer.writeheader()
         writer.writerows(windows)
     return WindowBacktestResult(summary, windows, engine)
+
+
+def run_cli(args: Any, settings: Settings) -> int:
+    """`alphatide backtest --strategy window|window_mm --candles FILE --signals FILE [--windows N]`."""
+    from pipelines.domain.candles import normalize_candles
+    from pipelines.errors import OperatorError
+
+    if args.candles is None or args.signals is None:
+        raise OperatorError("the window backtest needs --candles FILE (BTC candles) and --signals FILE (ts, p_up: "
+                            "the window model's probabilities, e.g. the signals.parquet `python -m bench.window` "
+                            "writes)")
+    raw = pl.read_parquet(args.candles)
+    if "symbol" in raw.columns:
+        raw = raw.filter(pl.col("symbol") == REFERENCE_SYMBOL)
+    candles = normalize_candles(raw, ts_column="open_time" if "open_time" in raw.columns else "ts")
+    signals = pl.read_parquet(args.signals).select("ts", "p_up").sort("ts")
+    if args.windows is not None:
+        signals = signals.tail(args.windows)
+    books = WindowBookConfig(seed=args.seed, noise=args.noise, fee_bps=args.fee_bps)
+    spec = WindowBacktestSpec(strategy=args.strategy, candles=candles, signals=signals, out=args.out, books=books,
+                              params=json.loads(args.params), latency_ms=args.latency_ms, phase=args.phase)
+    result = run_window_backtest(settings, spec)
+    print(json.dumps({"out": str(args.out), "total": result.summary["total"]}, indent=2))
+    return 0

@@ -7,6 +7,7 @@ fee fraction at 0.51 = 0.25 x (0.51 x 0.49)^2 = 0.0156125025 of notional, withhe
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
@@ -86,3 +87,25 @@ def test_window_maker_backtest_runs_the_registered_maker_and_settles_its_fills(t
     assert row["settled_side"] == row["winner"] == "Up"
     assert (D(row["cost"]), D(row["payout"]), D(row["pnl"]), D(row["fees"])) == (D("19.60"), D(20), D("0.40"), 0)
     assert D(row["venue_pnl"]) == D("0.40") and result.summary["total"]["filled_orders"] == 2
+
+
+@pytest.mark.integration
+def test_alphatide_backtest_strategy_window_from_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.cli import main
+
+    candles = _candles().with_columns(
+        pl.lit("BTC/USDT").alias("symbol"), pl.col("ts").dt.epoch("ms").alias("open_time"), pl.lit(1.0).alias("volume")
+    ).drop("ts")
+    candles.write_parquet(tmp_path / "c.parquet")
+    pl.DataFrame({"ts": [datetime.fromtimestamp(W0, UTC)], "p_up": [0.60]}).write_parquet(tmp_path / "s.parquet")
+    monkeypatch.setenv("ALPHATIDE_HOME", str(tmp_path / "home"))
+
+    code = main(["backtest", "--strategy", "window", "--candles", str(tmp_path / "c.parquet"), "--signals",
+                 str(tmp_path / "s.parquet"), "--noise", "0", "--out", str(tmp_path / "o")])
+
+    assert code == 0
+    _, _, pnl = _hand(D("16.41"), won=True)  # the first test's W0, by hand
+    printed = json.loads(capsys.readouterr().out)
+    assert D(printed["total"]["pnl"]) == pnl and printed["total"]["filled_orders"] == 1
