@@ -14,7 +14,9 @@ and the window is not retried until `retry_after_s` has passed.
 Settlement: positions are held to resolution. When the first reference print at or after a window's end
 arrives, the window resolves with the venue's rule (close >= open is Up; open = the last print before
 the start, close = the last print before the end), the winning side is credited 1 per token and the
-window's PnL goes into the daily figure that caps later stakes. Persisted through `ctx.save_state`.
+window's PnL goes into the daily figure that caps later stakes and is reported through
+`ctx.window_settled` (store row, Prometheus; `serving.strategies.window_settle`). Persisted through
+`ctx.save_state`.
 """
 
 from __future__ import annotations
