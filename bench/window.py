@@ -8,15 +8,15 @@ present): labels close >= open per 5-minute window, features = the directional m
 at the window open plus price_vs_open / time_decay, CatBoost + calibration per walk-forward fold
 (60 training days, 7-day test windows), pooled out-of-sample figures, shuffled-label control.
 
-Simulation (`sim_*`), exactly this: one decision per out-of-sample window at its open, in time order,
-by `pipelines.trading.window.decide_entry` with the seed phase-1 defaults ($200 bankroll, never
-compounded; $20 per trade; $10 daily loss budget; quarter Kelly capped at 10%). The market is a model,
-not a recording (no Polymarket prices are recorded here): an uninformed market whose Up mid is
-0.5 + N(0, noise) (seeded, independent of the outcome) and Down mid 1 - that, each quoted with a
-1-cent half spread; the strategy buys at the ask as a taker, pays the venue's fee curve in tokens
-(rate 0.25, exponent 2: 1.56% of notional at 0.5, `TokenLedger`), and each window settles 1 per
-winning token from the label. Against this market a model without skill loses the spread and fees;
-`sim_pnl_noise_free` is the same with noise 0 (mids exactly 0.5). Prints the load average, CPU and
+Simulation (`sim_*`): `alphatide backtest --strategy window` in code (`serving.backtest.window`): the
+registered directional window strategy (quarter Kelly, seed phase 1: $200 bankroll, $20 per trade, $10
+daily loss) in the real engine on the tick-level simulator, over seeded window books
+(`pipelines.sim.window_books`, seed `--seed`, Up mid noise `--noise`) of the last `--sim-windows`
+out-of-sample windows, resolved by the same BTC candles, with the fee curve read from the market config
+(base fee 2500 bps, exponent 2: 1.56% of notional at 0.5, charged in tokens). Its signals are the
+walk-forward out-of-sample probabilities at each window's open. `sim_pnl` is the sum of the per-window
+PnL rows the strategy wrote to the engine's store; `sim_trades` the filled orders; `sim_venue_pnl` the
+venue side of the same fills (a check). Prints the load average, CPU and
 wall time; writes ``bench/results/window.json`` (last line printed).
 """
 
@@ -26,23 +26,16 @@ import argparse
 import logging
 import os
 import time
-from decimal import Decimal
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from bench.common import publish, shared_data_dir
 from pipelines.domain.candles import normalize_candles
-from pipelines.domain.window_market import Outcome
-from pipelines.trading.window import WindowTradingConfig, decide_entry
-from pipelines.trading.window_fees import TokenLedger
 from pipelines.window.model import WindowModelConfig
 from pipelines.window.train import train_window_model
 
 CANDLES = Path("binance_spot_candles")
-HALF_SPREAD = Decimal("0.01")
-FEE_RATE = Decimal("0.25")
 
 
 def load_btc(data_dir: Path) -> tuple[pl.DataFrame, str, str]:
@@ -55,30 +48,28 @@ def load_btc(data_dir: Path) -> tuple[pl.DataFrame, str, str]:
     raise SystemExit(f"no candle files under {folder}")
 
 
-def simulate(oos: pl.DataFrame, noise: float, seed: int, cfg: WindowTradingConfig) -> tuple[Decimal, int]:
-    """PnL and trade count of the directional strategy at each window open against the market model."""
-    rows = oos.filter(pl.col("time_decay") >= 1.0).sort("ts")
-    rng = np.random.default_rng(seed)
-    mids = np.clip(0.5 + rng.normal(0.0, noise, rows.height), 0.05, 0.95) if noise > 0 else np.full(rows.height, 0.5)
-    ledger, trades, pnl_day, day = TokenLedger(cash=Decimal(0)), 0, Decimal(0), None
-    for (ts, p_up, up), mid in zip(rows.select("ts", "p_up", "up").iter_rows(), mids, strict=True):
-        if ts.date() != day:
-            day, pnl_day = ts.date(), Decimal(0)
-        up_mid = Decimal(f"{mid:.2f}")
-        asks = {Outcome.UP: up_mid + HALF_SPREAD, Outcome.DOWN: Decimal(1) - up_mid + HALF_SPREAD}
-        decision = decide_entry(
-            float(p_up), asks[Outcome.UP], asks[Outcome.DOWN], 300.0, cfg, pnl_today=pnl_day, fee_rate=FEE_RATE
-        )
-        if decision.entry is None:
-            continue
-        entry, before = decision.entry, ledger.cash
-        token = entry.outcome.value
-        ledger.apply_fill(token, "buy", entry.size, entry.price, taker=True, rate=FEE_RATE, exponent=cfg.fee_exponent)
-        winner = Outcome.UP if up == 1 else Outcome.DOWN
-        ledger.settle(winner.value, winner.other.value)
-        pnl_day += ledger.cash - before
-        trades += 1
-    return ledger.cash, trades
+def simulate(candles: pl.DataFrame, oos: pl.DataFrame, args: argparse.Namespace, out: Path) -> dict[str, object]:
+    """The window strategy on seeded books of the last `args.sim_windows` out-of-sample windows."""
+    from pipelines.config import load_settings
+    from pipelines.sim.window_books import WindowBookConfig
+    from serving.backtest.window import WindowBacktestSpec, run_window_backtest
+
+    opens = oos.filter(pl.col("time_decay") >= 1.0).sort("ts").tail(args.sim_windows)
+    signals = opens.select("ts", "p_up")
+    out.mkdir(parents=True, exist_ok=True)
+    signals.write_parquet(out / "signals.parquet")  # for `alphatide backtest --strategy window --signals`
+    settings = load_settings({}, home=out)
+    books = WindowBookConfig(seed=args.seed, noise=args.noise)
+    spec = WindowBacktestSpec(strategy="window", candles=candles, signals=signals, out=out / "backtest", books=books)
+    total = run_window_backtest(settings, spec).summary["total"]
+    return {
+        "sim_pnl": float(total["pnl"]),
+        "sim_trades": int(total["filled_orders"]),
+        "sim_windows": int(total["windows"]),
+        "sim_traded_windows": int(total["traded_windows"]),
+        "sim_fees": float(total["fees"]),
+        "sim_venue_pnl": float(total["venue_pnl"]),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
@@ -88,6 +79,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--iterations", type=int, default=500)
     parser.add_argument("--noise", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--sim-windows", type=int, default=864, help="last out-of-sample windows simulated")
+    parser.add_argument("--sim-dir", type=Path, default=Path(".cache/bench-window"), help="the simulator's home")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     candles, timeframe, files = load_btc(args.data_dir or shared_data_dir())
@@ -95,10 +88,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     wall, cpu = time.perf_counter(), time.process_time()
     result = train_window_model(candles, timeframe, cfg=WindowModelConfig(folds=args.folds, iterations=args.iterations))
     train_wall, train_cpu = time.perf_counter() - wall, time.process_time() - cpu
-    cfg = WindowTradingConfig()
     evaluation = result.evaluation
-    pnl, trades = simulate(evaluation.oos, args.noise, args.seed, cfg)
-    pnl_clean, trades_clean = simulate(evaluation.oos, 0.0, args.seed, cfg)
+    sim_wall, sim_cpu = time.perf_counter(), time.process_time()
+    sim = simulate(candles, evaluation.oos, args, args.sim_dir)
+    sim_wall, sim_cpu = time.perf_counter() - sim_wall, time.process_time() - sim_cpu
     metrics = evaluation.metrics()
     out: dict[str, object] = {
         "data": files,
@@ -115,12 +108,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "leakage_flag": evaluation.leakage,
         "shuffled_auc": round(metrics["shuffled_auc"], 4),
         "gate": result.decision.summary,
-        "sim_pnl": float(pnl),
-        "sim_trades": trades,
-        "sim_pnl_noise_free": float(pnl_clean),
-        "sim_trades_noise_free": trades_clean,
-        "sim_market": f"uninformed: Up mid 0.5 + N(0, {args.noise}) seed {args.seed}, half spread {HALF_SPREAD}, "
-        f"taker fee rate {FEE_RATE} exp {cfg.fee_exponent}; $200 bankroll, $20/trade, $10/day loss",
+        **sim,
+        "sim_market": f"seeded window books (seed {args.seed}): Up mid Phi(path) + N(0, {args.noise}), half spread "
+        "0.01, fee 2500 bps exp 2 in tokens; engine + tick simulator; $200 bankroll, $20/trade, $10/day loss",
+        "sim_wall_s": round(sim_wall, 2),
+        "sim_cpu_s": round(sim_cpu, 2),
         "train_wall_s": round(train_wall, 2),
         "train_cpu_s": round(train_cpu, 2),
         "wall_s": round(time.perf_counter() - wall, 2),

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -37,6 +37,17 @@ ORDER_LATENCY = Histogram(
     "Time from sending an order to the venue's answer (broker.place), seconds.",
     ["venue"],
     buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+WINDOW_PNL = Histogram(
+    "alphatide_window_pnl_usdc",
+    "PnL of each settled window-market window, by strategy (USDC; labelled by strategy only, never by window).",
+    ["strategy"],
+    buckets=(-20.0, -10.0, -5.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0),
+)
+WINDOW_LAST_PNL = Gauge("alphatide_window_last_pnl_usdc", "PnL of the last settled window, by strategy.", ["strategy"])
+WINDOW_FEES = Counter("alphatide_window_fees_usdc_total", "Fees paid in settled windows, by strategy.", ["strategy"])
+WINDOWS_SETTLED = Counter(
+    "alphatide_windows_settled_total", "Settled windows by strategy and winning side.", ["strategy", "side"]
 )
 FILLS = Counter("alphatide_fills_total", "Fills (partial fills included) by strategy and side.", ["strategy", "side"])
 
@@ -53,6 +64,14 @@ def record_order(strategy: str, side: str, status: str) -> None:
 
 def record_fill(strategy: str, side: str) -> None:
     FILLS.labels(strategy or "-", side).inc()
+
+
+def record_window_settlement(strategy: str, pnl: float, fees: float, side: str) -> None:
+    """A window-market strategy settled one window (the per-window row goes to the trading store)."""
+    WINDOW_PNL.labels(strategy or "-").observe(pnl)
+    WINDOW_LAST_PNL.labels(strategy or "-").set(pnl)
+    WINDOW_FEES.labels(strategy or "-").inc(max(fees, 0.0))
+    WINDOWS_SETTLED.labels(strategy or "-", side).inc()
 
 
 def fill_rates() -> dict[str, float]:

@@ -21,7 +21,7 @@ COMMANDS = ("backtest",)
 def register(sub: Any) -> None:
     p = sub.add_parser("backtest", help="run a strategy on recorded ticks through the engine and the simulator")
     p.add_argument("--strategy", required=True, help="registered kind: market_making | hedge | directional | ...")
-    p.add_argument("--capture", type=Path, required=True, help="capture folder of the strategy's venue")
+    p.add_argument("--capture", type=Path, default=None, help="capture folder of the strategy's venue")
     p.add_argument("--venue", action="append", default=[], metavar="NAME=DIR", help="another venue (hedge leg)")
     p.add_argument("--symbol", default="BTCUSDT", help="exchange id of the capture files (<id>_*.gz)")
     p.add_argument("--from", dest="start", default=None, help="ISO start (event time)")
@@ -34,6 +34,12 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--phase", type=int, default=None, help="deployment phase for the run (0 = graduated)")
     p.add_argument("--params", default="{}", help="JSON object: the strategy's params (override defaults)")
+    w = p.add_argument_group("window markets (--strategy window | window_mm: seeded books, no capture)")
+    w.add_argument("--candles", type=Path, default=None, help="BTC candle parquet (symbol, open_time ms, OHLCV)")
+    w.add_argument("--signals", type=Path, default=None, help="parquet of the window model's ts, p_up")
+    w.add_argument("--windows", type=int, default=None, help="only the last N windows with a signal")
+    w.add_argument("--noise", type=float, default=0.01, help="std of the seeded Up mid around its fair value")
+    w.add_argument("--fee-bps", type=int, default=2500, help="the window markets' base fee (bps, curve exp 2)")
     for flag, what in (("tick-size", "price step"), ("lot-size", "size step"), ("min-notional", "minimum notional"),
                        ("min-size", "minimum size")):
         p.add_argument(f"--{flag}", type=Decimal, default=None,
@@ -67,6 +73,12 @@ def _venues(items: list[str]) -> dict[str, Path]:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.strategy in ("window", "window_mm"):
+        from serving.backtest.window import run_cli
+
+        return run_cli(args, settings)
+    if args.capture is None:
+        raise OperatorError(f"--strategy {args.strategy} needs --capture DIR")
     from pipelines.sim.config import SimVenueConfig
     from serving.backtest.runner import BacktestSpec, run_backtest
 

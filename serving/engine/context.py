@@ -17,7 +17,10 @@ from pipelines.errors import RetryableError
 from pipelines.trading.instruments import MarketInfo
 from serving.engine.broker import BrokerError
 from serving.engine.events import BookEvent
+from serving.engine.persistence.window_pnl import WindowSettlement
+from serving.engine.store import StoreError
 from serving.engine.strategy import OpenOrderView, OrderIntent, PortfolioView, RiskLimits, SubmitResult
+from serving.trading_metrics import record_window_settlement
 
 if TYPE_CHECKING:
     from serving.engine.engine import TradingEngine
@@ -106,3 +109,11 @@ class EngineContext:
 
     def alert(self, kind: str, message: str) -> None:
         self._engine.alert(self._engine.now(), kind, f"[{self._id}] {message}")
+
+    def window_settled(self, result: WindowSettlement) -> None:
+        """The window's PnL row (store) and the per-strategy window metrics; a store failure is counted."""
+        record_window_settlement(self._id, float(result.pnl), float(result.fees), result.settled_side)
+        try:
+            self._engine.store.record_window_pnl(result)
+        except StoreError as exc:
+            self._engine.persistence.error(self._engine.now(), exc)

@@ -172,7 +172,8 @@ class TradingEngine:
         return self.portfolio.equity()
 
     def is_major(self, symbol: str) -> bool:
-        return base_quote(symbol)[0] in self.majors
+        # outcome tokens of window markets (BTC_UPDOWN_5M_<start>:UP) are no BASE/QUOTE pair: not a major
+        return "/" in symbol and base_quote(symbol)[0] in self.majors
 
     # ================================================================ lifecycle
     def start(self, *, background: bool = True) -> None:

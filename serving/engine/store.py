@@ -12,6 +12,7 @@ from serving.engine.persistence.schema import (
     sqlalchemy_url,
 )
 from serving.engine.persistence.store import TradingStore
+from serving.engine.persistence.window_pnl import WindowSettlement
 
 __all__ = [
     "DEFAULT_STRATEGY",
@@ -21,6 +22,7 @@ __all__ = [
     "StoreError",
     "StoredOrder",
     "TradingStore",
+    "WindowSettlement",
     "iso",
     "parse_ts",
     "sqlalchemy_url",

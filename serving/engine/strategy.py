@@ -32,6 +32,7 @@ from typing import Protocol, runtime_checkable
 from pipelines.trading.instruments import MarketInfo, Side
 from pipelines.trading.orders import Fill, OrderState
 from serving.engine.events import BookEvent, SignalEvent, TradeEvent
+from serving.engine.persistence.window_pnl import WindowSettlement
 
 
 class TimeInForce(StrEnum):
@@ -229,6 +230,10 @@ class StrategyContext(Protocol):
         ...
 
     def alert(self, kind: str, message: str) -> None: ...
+
+    def window_settled(self, result: WindowSettlement) -> None:
+        """A window-market strategy settled a window: its PnL row in the store and in Prometheus."""
+        ...
 
 
 @runtime_checkable

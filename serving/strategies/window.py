@@ -14,14 +14,14 @@ and the window is not retried until `retry_after_s` has passed.
 Settlement: positions are held to resolution. When the first reference print at or after a window's end
 arrives, the window resolves with the venue's rule (close >= open is Up; open = the last print before
 the start, close = the last print before the end), the winning side is credited 1 per token and the
-window's PnL goes into the daily figure that caps later stakes. Persisted through `ctx.save_state`.
+window's PnL goes into the daily figure that caps later stakes and is reported through
+`ctx.window_settled` (store row, Prometheus; `serving.strategies.window_settle`). Persisted through
+`ctx.save_state`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.domain.window_market import Outcome, outcome_handle, seconds_left, window_start_s
 from pipelines.trading.instruments import Side
-from pipelines.trading.window import WindowTradingConfig, decide_entry, resolve, settle
+from pipelines.trading.window import WindowTradingConfig, decide_entry
 from pipelines.trading.window_fees import peak_fee_rate
 from serving.engine.events import BookEvent, SignalEvent, TradeEvent
 from serving.engine.strategy import (
@@ -41,6 +41,9 @@ from serving.engine.strategy import (
     StrategyContext,
     TimeInForce,
 )
+from serving.strategies.window_settle import WindowBook, WindowPosition
+
+__all__ = ["WindowDirectionalConfig", "WindowDirectionalStrategy", "WindowPosition", "build_window_directional"]
 
 TAG = "window-entry"
 
@@ -58,21 +61,13 @@ class WindowDirectionalConfig(BaseModel):
     retry_after_s: float = Field(default=5.0, ge=0)
 
 
-@dataclass
-class WindowPosition:
-    shares: dict[Outcome, Decimal] = field(default_factory=dict)
-    cost: Decimal = Decimal(0)
-    entries: int = 0
-
-
 class WindowDirectionalStrategy:
     def __init__(self, strategy_id: str, cfg: WindowDirectionalConfig) -> None:
         self.strategy_id = strategy_id
         self.cfg = cfg
         self.signal: SignalEvent | None = None
-        self.positions: dict[int, WindowPosition] = {}
-        self.last_price: tuple[datetime, Decimal] | None = None
-        self.window_open: dict[int, Decimal] = {}
+        self.book = WindowBook(cfg.trading.window_s, cfg.reference_symbol, cfg.reference_venue, cfg.venue)
+        self.positions = self.book.positions
         self.pnl_day = ""
         self.pnl_today = Decimal(0)
         self.refused_at: dict[int, datetime] = {}
@@ -81,24 +76,13 @@ class WindowDirectionalStrategy:
     def on_start(self, ctx: StrategyContext) -> None:
         state = ctx.state()
         self.pnl_day, self.pnl_today = state.get("pnl_day", ""), Decimal(state.get("pnl_today", "0"))
-        for start, raw in json.loads(state.get("positions", "{}")).items():
-            self.positions[int(start)] = WindowPosition(
-                {Outcome(k): Decimal(v) for k, v in raw["shares"].items()}, Decimal(raw["cost"]), int(raw["entries"])
-            )
+        self.book.load(state.get("positions", "{}"))
 
     def on_stop(self, ctx: StrategyContext) -> None:
         self._save(ctx)
 
     def _save(self, ctx: StrategyContext) -> None:
-        positions = {
-            str(s): {
-                "shares": {k.value: str(v) for k, v in p.shares.items()},
-                "cost": str(p.cost),
-                "entries": p.entries,
-            }
-            for s, p in self.positions.items()
-        }
-        ctx.save_state({"pnl_day": self.pnl_day, "pnl_today": str(self.pnl_today), "positions": json.dumps(positions)})
+        ctx.save_state({"pnl_day": self.pnl_day, "pnl_today": str(self.pnl_today), "positions": self.book.dump()})
 
     # ---- events ----------------------------------------------------------------------------------
     def on_signal(self, ctx: StrategyContext, event: SignalEvent) -> None:
@@ -111,18 +95,14 @@ class WindowDirectionalStrategy:
             self._maybe_enter(ctx)
 
     def on_trade(self, ctx: StrategyContext, event: TradeEvent) -> None:
-        if event.symbol != self.cfg.reference_symbol:
+        if not self.book.is_reference(event):
             return
-        if self.cfg.reference_venue is not None and event.venue != self.cfg.reference_venue:
-            return
-        window_s = self.cfg.trading.window_s
-        start = window_start_s(event.ts, window_s)
-        last = self.last_price
-        if start not in self.window_open and last is not None and last[0].timestamp() < start:
-            # the first print of a window: the window's open is the last price before its start
-            self.window_open[start] = last[1]
-        self._settle_due(ctx, event.ts)
-        self.last_price = (event.ts, event.price)
+        due = any(s + self.cfg.trading.window_s <= event.ts.timestamp() for s in self.positions)
+        for result in self.book.on_print(ctx, event):
+            self._roll_day(event.ts)
+            self.pnl_today += result.pnl
+        if due:
+            self._save(ctx)
 
     def on_timer(self, ctx: StrategyContext, now: datetime) -> None:
         self._maybe_enter(ctx)
@@ -134,12 +114,7 @@ class WindowDirectionalStrategy:
     def on_fill(self, ctx: StrategyContext, fill: FillEvent) -> None:
         if fill.tag != TAG:
             return
-        start, outcome = _parse_handle(fill.symbol)
-        position = self.positions.setdefault(start, WindowPosition())
-        # a taker buy's fee is withheld in tokens: fee (quote) / price tokens fewer are credited
-        credited = fill.fill.size - (fill.fill.fee / fill.fill.price if fill.fill.price > 0 else Decimal(0))
-        position.shares[outcome] = position.shares.get(outcome, Decimal(0)) + credited
-        position.cost += fill.fill.size * fill.fill.price
+        self.book.book_fill(fill.symbol, fill.fill)
         self._save(ctx)
 
     # ---- decisions -------------------------------------------------------------------------------
@@ -209,30 +184,6 @@ class WindowDirectionalStrategy:
         day = now.date().isoformat()
         if day != self.pnl_day:
             self.pnl_day, self.pnl_today = day, Decimal(0)
-
-    def _settle_due(self, ctx: StrategyContext, now: datetime) -> None:
-        window_s = self.cfg.trading.window_s
-        for start in sorted(s for s in self.positions if s + window_s <= now.timestamp()):
-            opened, last = self.window_open.get(start), self.last_price
-            position = self.positions.pop(start)
-            if opened is None or last is None or not start <= last[0].timestamp() < start + window_s:
-                # the venue still settles it; without reference prints around it we do not guess the side
-                ctx.alert("window_unsettled", f"window {start}: no reference prints around it; pnl not booked")
-                ctx.record("unsettled", f"window {start}: cost {position.cost}, shares {position.shares}")
-                continue
-            winner = resolve(float(opened), float(last[1]))
-            payout, pnl = settle(position.shares, position.cost, winner)
-            self._roll_day(now)
-            self.pnl_today += pnl
-            ctx.record("settle", f"window {start} resolved {winner.value}: payout {payout}, pnl {pnl}")
-        for start in [s for s in self.window_open if s + 2 * window_s < now.timestamp()]:
-            del self.window_open[start]
-        self._save(ctx)
-
-
-def _parse_handle(handle: str) -> tuple[int, Outcome]:
-    market, _, label = handle.partition(":")
-    return int(market.rsplit("_", 1)[1]), Outcome(label.capitalize())
 
 
 def build_window_directional(

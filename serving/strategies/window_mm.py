@@ -11,6 +11,10 @@ phases; a refusal is recorded and retried no sooner than `retry_after_s`). A quo
 by at least `requote_threshold` or whose size changed is cancelled and replaced. All quotes are
 cancelled `pull_seconds` before the window resolves, when entries are not allowed, when the signal
 is stale or untradeable, and on stop. Quotes of earlier windows are cancelled when a window turns.
+
+Fills are kept per window (`serving.strategies.window_settle.WindowBook`) and settled at resolution from
+the reference prints (`reference_symbol`), like the directional strategy: per-window PnL in the store
+and in Prometheus (`ctx.window_settled`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pipelines.trading.window import WindowMMConfig
 from pipelines.trading.window_mm import Quote, window_quotes
 from serving.engine.events import BookEvent, SignalEvent, TradeEvent
 from serving.engine.strategy import ExecutionStyle, FillEvent, OpenOrderView, OrderIntent, OrderUpdate, StrategyContext
+from serving.strategies.window_settle import WindowBook
 
 TAGS = {Outcome.UP: "window-mm-up-bid", Outcome.DOWN: "window-mm-down-bid"}
 
@@ -39,6 +44,8 @@ class WindowMakerConfig(BaseModel):
     signal_symbol: str = "btc-updown-5m"
     max_signal_age_s: float = Field(default=15.0, gt=0)
     retry_after_s: float = Field(default=2.0, ge=0)
+    reference_symbol: str = "BTC/USDT"  # the prints that resolve the windows (settlement, per-window PnL)
+    reference_venue: str | None = None
 
 
 class WindowMarketMaker:
@@ -47,12 +54,15 @@ class WindowMarketMaker:
         self.cfg = cfg
         self.signal: SignalEvent | None = None
         self.refused_at: datetime | None = None
+        self.book = WindowBook(cfg.mm.window_s, cfg.reference_symbol, cfg.reference_venue, cfg.venue)
 
     def on_start(self, ctx: StrategyContext) -> None:
+        self.book.load(ctx.state().get("positions", "{}"))
         self._refresh(ctx)
 
     def on_stop(self, ctx: StrategyContext) -> None:
         self._cancel(ctx, self._own(ctx), "strategy stopped")
+        ctx.save_state({"positions": self.book.dump()})
 
     def on_signal(self, ctx: StrategyContext, event: SignalEvent) -> None:
         if event.symbol == self.cfg.signal_symbol:
@@ -64,7 +74,8 @@ class WindowMarketMaker:
             self._refresh(ctx)
 
     def on_trade(self, ctx: StrategyContext, event: TradeEvent) -> None:
-        pass
+        if self.book.is_reference(event) and self.book.on_print(ctx, event):
+            ctx.save_state({"positions": self.book.dump()})
 
     def on_order_update(self, ctx: StrategyContext, update: OrderUpdate) -> None:
         if update.tag in TAGS.values() and update.reason:
@@ -72,6 +83,8 @@ class WindowMarketMaker:
 
     def on_fill(self, ctx: StrategyContext, fill: FillEvent) -> None:
         if fill.tag in TAGS.values():
+            self.book.book_fill(fill.symbol, fill.fill)  # settled at resolution (per-window PnL)
+            ctx.save_state({"positions": self.book.dump()})
             self._refresh(ctx)  # inventory moved: re-skew at once
 
     def on_timer(self, ctx: StrategyContext, now: datetime) -> None:

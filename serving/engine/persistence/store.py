@@ -47,6 +47,9 @@ from serving.engine.persistence.schema import (
     trades_table,
 )
 from serving.engine.persistence.schema import migrate as _migrate
+from serving.engine.persistence.window_pnl import WindowSettlement, window_pnl_table
+from serving.engine.persistence.window_pnl import from_row as _window_from_row
+from serving.engine.persistence.window_pnl import query as _window_query
 
 __all__ = [
     "DEFAULT_STRATEGY",
@@ -56,6 +59,7 @@ __all__ = [
     "StoreError",
     "StoredOrder",
     "TradingStore",
+    "WindowSettlement",
     "iso",
     "parse_ts",
     "sqlalchemy_url",
@@ -348,6 +352,18 @@ class TradingStore:
             )
             for r in reversed(rows)
         ]
+
+    # ---- window markets ---------------------------------------------------------------------------
+    def record_window_pnl(self, result: WindowSettlement) -> None:
+        """One settled window of a strategy (upsert by strategy and market)."""
+        with self._tx() as conn:
+            self._upsert(conn, window_pnl_table, result.row(), ["strategy_id", "market"])
+
+    def window_pnls(self, strategy_id: str | None = None, limit: int = 1000) -> list[WindowSettlement]:
+        """Settled windows, oldest first (the newest `limit`)."""
+        with self._tx() as conn:
+            rows = conn.execute(_window_query(strategy_id, limit)).mappings().all()
+        return [_window_from_row(r) for r in reversed(rows)]
 
     # ---- counters and alerts ------------------------------------------------------------------------
     def put_state(self, key: str, value: Any, now: datetime) -> None:

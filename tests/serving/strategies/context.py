@@ -17,6 +17,7 @@ from decimal import Decimal
 from pipelines.trading.instruments import MarketInfo
 from pipelines.trading.orders import Fill, Liquidity
 from serving.engine.events import BookEvent
+from serving.engine.persistence.window_pnl import WindowSettlement
 from serving.engine.strategy import (
     FillEvent,
     OpenOrderView,
@@ -40,6 +41,7 @@ class HonestContext:
     records: list[tuple[str, str, str]] = field(default_factory=list)
     alerts: list[tuple[str, str]] = field(default_factory=list)
     saved: dict[str, str] = field(default_factory=dict)
+    settled: list[WindowSettlement] = field(default_factory=list)
     kill_reason: str | None = None
     tick: Decimal = Decimal("0.01")
     taker_fee: Decimal = Decimal(0)
@@ -101,6 +103,9 @@ class HonestContext:
 
     def alert(self, kind: str, message: str) -> None:
         self.alerts.append((kind, message))
+
+    def window_settled(self, result: WindowSettlement) -> None:
+        self.settled.append(result)
 
     # ---- test drivers --------------------------------------------------------------------------
     def fill(self, strategy: Strategy, order_id: str, size: Decimal, price: Decimal, fee: Decimal = Decimal(0)) -> None:

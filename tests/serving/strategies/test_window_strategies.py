@@ -108,6 +108,7 @@ def test_settlement_credits_the_winning_side_up() -> None:
     settles = [r for r in ctx.records if r[0] == "settle"]
     assert len(settles) == 1 and "resolved Up" in settles[0][1]
     assert "payout 19.23" in settles[0][1] and "pnl 9.2304" in settles[0][1]
+    assert [(r.settled_side, r.payout, r.pnl) for r in ctx.settled] == [("Up", D("19.23"), D("9.2304"))]
 
 
 def test_settlement_on_a_tie_is_up_and_a_loss_consumes_the_daily_budget() -> None:
@@ -214,3 +215,24 @@ def test_positions_and_daily_pnl_survive_a_restart() -> None:
     _signal(second, ctx, 0.9)
     assert len(ctx.submitted) == 1
     assert [a[0] for a in ctx.alerts] == ["window_unsettled"]
+
+
+def test_maker_settles_its_fills_at_resolution_and_reports_the_window() -> None:
+    ctx = _ctx(60, "mm")
+    mm = build_window_mm("mm", {})
+    _print(mm, ctx, -2, "60000")
+    _print(mm, ctx, 5, "60005")
+    ctx.clock[0] = at(60)
+    _signal(mm, ctx, 0.60)
+    up_order = next(oid for oid, (i, _) in ctx.orders.items() if i.symbol == UP)
+    ctx.fill(mm, up_order, D(20), D("0.58"))  # maker: no fee
+
+    _print(mm, ctx, 299, "59990")
+    _print(mm, ctx, 301, "59990")  # resolves Down: the 20 Up tokens pay nothing
+
+    assert len(ctx.settled) == 1
+    result = ctx.settled[0]
+    assert (result.strategy_id, result.settled_side, result.cost, result.payout, result.pnl, result.fees) == (
+        "mm", "Down", D("11.60"), D(0), D("-11.60"), D(0)
+    )
+    assert result.market == f"btc-updown-5m-{T0}"
