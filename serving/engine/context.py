@@ -18,6 +18,7 @@ from pipelines.trading.instruments import MarketInfo
 from serving.engine.broker import BrokerError
 from serving.engine.events import BookEvent
 from serving.engine.persistence.window_pnl import WindowSettlement
+from serving.engine.routing import settle_window_positions
 from serving.engine.store import StoreError
 from serving.engine.strategy import OpenOrderView, OrderIntent, PortfolioView, RiskLimits, SubmitResult
 from serving.trading_metrics import record_window_settlement
@@ -113,7 +114,12 @@ class EngineContext:
     def window_settled(self, result: WindowSettlement) -> None:
         """The window's PnL row (store) and the per-strategy window metrics; a store failure is counted."""
         record_window_settlement(self._id, float(result.pnl), float(result.fees), result.settled_side)
+        start_s = int(result.window_start.timestamp())
         try:
+            # the engine's positions of that window close too (redeemed at 1 or 0), not only the strategy's book
+            settle_window_positions(
+                self._engine, self._id, self._v(result.venue), start_s, result.settled_side, self._engine.now()
+            )
             self._engine.store.record_window_pnl(result)
         except StoreError as exc:
             self._engine.persistence.error(self._engine.now(), exc)

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 from pipelines.trading.instruments import Side
 from pipelines.trading.killswitch import Action, RiskVerdict
-from pipelines.trading.orders import Fill, Filled, VenueEvent
+from pipelines.trading.orders import Fill, Filled, Liquidity, VenueEvent
 from serving.engine.broker import BrokerError
 from serving.engine.persistence.schema import ClosedTrade, PositionRecord
 from serving.engine.persistence.state import TrackedOrder
-from serving.engine.strategy import FillEvent, OrderIntent, OrderUpdate, RiskLimits, SubmitResult
+from serving.engine.strategy import FillEvent, OrderIntent, OrderUpdate, RiskLimits, RoundTrip, SubmitResult
 
 if TYPE_CHECKING:
     from serving.engine.engine import TradingEngine
@@ -44,41 +44,12 @@ def pending_entries(engine: TradingEngine, strategy_id: str) -> Decimal:
 def book_fill(engine: TradingEngine, tracked: TrackedOrder, fill: Fill, now: datetime) -> None:
     """Inside the order's store transaction: book the fill, store the position or the round trip."""
     sid, venue, symbol = tracked.strategy_id, tracked.venue, tracked.order.symbol
-    try:
-        lot = engine.execution(venue).market(symbol).lot_size
-    except BrokerError:
-        lot = Decimal(0)
-    result = engine.portfolio.apply_fill(
-        (sid, venue, symbol),
-        tracked.order.side,
-        fill,
-        is_major=engine.is_major(symbol),
-        lot=lot,
-        # On a derivative (ccxt "BASE/QUOTE:SETTLE") an exit with no position opens one: the hedge leg of a
-        # two-venue hedge is an exit of the strategy's exposure but a new short/long on its venue.
-        reduce_only=tracked.purpose == "exit" and ":" not in symbol,
-        reason=tracked.tag or tracked.purpose,
+    # On a derivative (ccxt "BASE/QUOTE:SETTLE") an exit with no position opens one: the hedge leg of a
+    # two-venue hedge is an exit of the strategy's exposure but a new short/long on its venue.
+    reduce_only = tracked.purpose == "exit" and ":" not in symbol
+    trip = _book(
+        engine, (sid, venue, symbol), tracked.order.side, fill, now, reduce_only, tracked.tag or tracked.purpose
     )
-    store, trip = engine.store, result.round_trip
-    if result.position is not None:
-        store.save_position(result.position, now)
-    elif trip is not None:
-        store.delete_position(symbol, sid, venue)
-        store.record_closed_trade(
-            ClosedTrade(
-                symbol,
-                trip.opened_at,
-                now,
-                trip.size,
-                trip.net_pnl,
-                trip.net_return,
-                trip.reason,
-                sid,
-                venue,
-            )
-        )
-        engine.risk.guard.record_trade_result(trip.net_pnl, now)
-    engine.counters.persist(now, raise_errors=True, only_money=trip is None)
     engine._pending_fills.setdefault(tracked.order.client_order_id, []).append(
         FillEvent(
             tracked.order_id,
@@ -91,6 +62,69 @@ def book_fill(engine: TradingEngine, tracked: TrackedOrder, fill: Fill, now: dat
             trip,
         )
     )
+
+
+def _book(
+    engine: TradingEngine,
+    key: tuple[str, str, str],
+    side: Side,
+    fill: Fill,
+    now: datetime,
+    reduce_only: bool,
+    reason: str,
+) -> RoundTrip | None:
+    """One fill into the portfolio and the store (position or closed round trip, counters); the trip."""
+    sid, venue, symbol = key
+    try:
+        lot = engine.execution(venue).market(symbol).lot_size
+    except BrokerError:
+        lot = Decimal(0)
+    result = engine.portfolio.apply_fill(
+        key, side, fill, is_major=engine.is_major(symbol), lot=lot, reduce_only=reduce_only, reason=reason
+    )
+    store, trip = engine.store, result.round_trip
+    if result.position is not None:
+        store.save_position(result.position, now)
+    elif trip is not None:
+        store.delete_position(symbol, sid, venue)
+        store.record_closed_trade(
+            ClosedTrade(symbol, trip.opened_at, now, trip.size, trip.net_pnl, trip.net_return, trip.reason, sid, venue)
+        )
+        engine.risk.guard.record_trade_result(trip.net_pnl, now)
+    engine.counters.persist(now, raise_errors=True, only_money=trip is None)
+    return trip
+
+
+def settle_window_positions(
+    engine: TradingEngine, strategy_id: str, venue: str, window_start_s: int, winner: str, now: datetime
+) -> list[RoundTrip]:
+    """Close the strategy's outcome-token positions of one resolved window (handles such as
+    BTC_UPDOWN_5M_<start>:UP): the winning outcome is redeemed at 1, the others at 0, so the
+    portfolio's cash, exposure and realized PnL match the venue after resolution. The strategy is not
+    told again (it settled its own book first)."""
+    trips: list[RoundTrip] = []
+    for pos in list(engine.portfolio.positions.values()):
+        market, _, label = pos.symbol.partition(":")
+        if pos.strategy_id != strategy_id or pos.venue != venue or not label:
+            continue
+        try:
+            start = int(market.rsplit("_", 1)[1])
+        except (IndexError, ValueError):
+            continue
+        if start != window_start_s or pos.side is not Side.BUY:
+            continue
+        price = Decimal(1) if label.capitalize() == winner.capitalize() else Decimal(0)
+        # The venue withheld the entry fee in tokens (fee / entry price fewer tokens held) while the portfolio
+        # charged it in cash: the redemption's fee squares both, so realized PnL and cash match the venue.
+        entered = pos.size + pos.exited_size
+        fees = pos.entry_fees * pos.size / entered if entered > 0 else Decimal(0)
+        fee = price * fees / pos.entry_price - fees if pos.entry_price > 0 else Decimal(0)
+        fill = Fill(f"settle-{pos.symbol}-{window_start_s}", pos.size, price, fee, Liquidity.MAKER, now)
+        with engine.store.batch():
+            trip = _book(engine, pos.key, Side.SELL, fill, now, True, f"settled {winner}")
+        if trip is not None:
+            trips.append(trip)
+    return trips
 
 
 def deliver_update(engine: TradingEngine, tracked: TrackedOrder, event: VenueEvent, now: datetime) -> None:

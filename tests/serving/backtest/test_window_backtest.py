@@ -69,6 +69,10 @@ def test_directional_window_backtest_settles_each_window_as_computed_by_hand(tmp
     assert result.summary["total"]["filled_orders"] == 2
     assert (tmp_path / "bt" / "windows.csv").read_text().count("\n") == 3
     assert fee1 > 0 and D(rows[W0 + 300]["fees"]) == fee1  # the curve fee, withheld in tokens
+    # the engine's own positions of both windows were redeemed at resolution: nothing left open, and its
+    # realized PnL is the store rows' (the fee squared between tokens and cash)
+    assert result.engine.positions == {}
+    assert abs(result.engine.portfolio.realized["window"] - (pnl + pnl1)) < D("0.00001")
 
 
 @pytest.mark.integration
