@@ -3,7 +3,8 @@
     python -m bench.hedge [--cycles 60] [--seed 7]
 
 Backpack (`BTC/USDC` spot) is the primary, Hyperliquid (`BTC/USDC:USDC`) the hedge, both on 127.0.0.1
-with their own REST and WebSocket protocols; `serving.strategies.hedge.HedgeStrategy` runs through
+with their own REST and WebSocket protocols, served from a child process (`bench.hedge_venues`: like a
+remote venue, they share no GIL with the client); `serving.strategies.hedge.HedgeStrategy` runs through
 `bench.hedge_bridge.Bridge`. The bench plays the market: after each maker order it prints a trade
 through the maker's price after a random delay (sometimes only part of its size, sometimes never, so
 the maker's time to live runs out), and injects the venues' faults at a low seeded rate: false
@@ -28,27 +29,35 @@ import random
 import statistics
 import time
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 
 import ccxt.pro
 
 from bench.common import publish
 from bench.hedge_bridge import Bridge, Venue
+from bench.hedge_venues import remote_venues
 from pipelines.trading.hedge.records import summarize
+from pipelines.trading.hedge.signing import install_fast_keccak, signer_backend
 from pipelines.trading.instruments import MarketInfo
 from serving.engine.events import BookEvent
 from serving.strategies.hedge import HedgeStrategy, build_hedge
-from tests.fakes.backpack_venue import FakeBackpack
-from tests.fakes.hyperliquid_venue import FakeHyperliquid
+
+# Proxies of the fakes in the venue process (bench.hedge_venues): same calls, sent over a pipe.
+FakeBackpack: TypeAlias = Any
+FakeHyperliquid: TypeAlias = Any
 
 BP_BOOK, HL_BOOK = ("60000.0", "60000.1"), ("60000", "60001")
 
 
 async def connect(bp: FakeBackpack, hl: FakeHyperliquid) -> dict[str, Venue]:
+    install_fast_keccak()  # C Keccak-256 for Hyperliquid's EIP-712 signing (coincurve signs when installed)
     venues = {
         "primary": Venue("primary", "backpack", ccxt.pro.backpack(bp.ccxt_config()), "BTC/USDC"),
         "hedge": Venue("hedge", "hyperliquid", ccxt.pro.hyperliquid(hl.ccxt_config()), "BTC/USDC:USDC"),
     }
+    for venue, config in ((venues["primary"], bp.ccxt_config()), (venues["hedge"], hl.ccxt_config())):
+        venue.order_client = getattr(ccxt.pro, venue.kind)(config)
+        await venue.order_client.load_markets()  # markets and keys ready before the first order
     for venue in venues.values():
         await venue.client.load_markets()
         venue.info = MarketInfo.from_ccxt(venue.client.markets[venue.symbol])
@@ -116,7 +125,7 @@ async def run(cycles: int, seed: int) -> dict[str, Any]:
         "primary_maker_fee": "-0.0001",  # the fake Backpack pays a 1 bp maker rebate (its matcher default)
     }
     strategy = build_hedge("bench-hedge", cfg)
-    with FakeBackpack() as bp, FakeHyperliquid() as hl:
+    with remote_venues() as (bp, hl):  # the fakes in their own process (bench.hedge_venues)
         venues = await connect(bp, hl)
         bridge = Bridge(strategy, venues)
         refresh_books(bridge, bp, hl)
@@ -145,6 +154,7 @@ async def run(cycles: int, seed: int) -> dict[str, Any]:
         net = await venue_net(venues)
         for venue in venues.values():
             await venue.client.close()
+            await venue.order_client.close()
     return result(strategy, bridge, net, wall, cpu)
 
 
@@ -174,9 +184,30 @@ def sim_figures() -> dict[str, Any]:
         "sim_cycles": summary["cycles"],
         "sim_fill_rate": summary["fill_rate"],
         "sim_spread_cost_bps": summary["spread_cost_bps_mean"],
-        "sim_note": "spot/usdm btcusdt captures, engine + SimulatedVenue, phase 3",
+        **sim_costs(sim.records),
+        "sim_max_abs_imbalance": float(Decimal(summary["max_abs_imbalance"])),
+        "sim_note": "spot/usdm btcusdt captures, engine + SimulatedVenue (reconciling), phase 3",
         "sim_wall_s": round(time.perf_counter() - started, 2),
         "sim_cpu_s": round(time.process_time() - cpu0, 2),
+    }
+
+
+def sim_costs(records: Any) -> dict[str, Any]:
+    """Per filled cycle, in bps of the maker notional: spread cost, maker rebate, fees paid (both legs)."""
+    filled = [r for r in records if r.maker_size > 0 and r.maker_price]
+    if not filled:
+        return {"sim_filled_cycles": 0}
+
+    def bps(values: list[Decimal]) -> float:
+        return round(statistics.fmean(float(v) for v in values), 3)
+
+    pairs = [(r, r.maker_size * r.maker_price) for r in filled]
+    return {
+        "sim_filled_cycles": len(filled),
+        "sim_rebate_bps_per_cycle": bps([max(-r.maker_fee, Decimal(0)) / n * 10000 for r, n in pairs]),
+        "sim_fee_bps_per_cycle": bps([(r.maker_fee + r.hedge_fee + r.unwind_fee) / n * 10000 for r, n in pairs]),
+        "sim_spread_cost_bps_per_filled_cycle": bps([Decimal(repr(r.spread_cost_bps)) for r in filled
+                                                     if r.spread_cost_bps is not None] or [Decimal(0)]),
     }
 
 
@@ -200,6 +231,9 @@ def result(strategy: HedgeStrategy, bridge: Bridge, net: Decimal, wall: float, c
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),
         "load_avg_1m": round(os.getloadavg()[0], 2),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "venues_process": "separate (bench.hedge_venues on 127.0.0.1)",
+        "signing": {"keccak": install_fast_keccak(), "ecdsa": signer_backend()},
     }
 
 

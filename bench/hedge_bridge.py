@@ -51,10 +51,15 @@ HL_STATES = {"open": OrderState.OPEN, "filled": OrderState.FILLED, "canceled": O
 class Venue:
     name: str  # "primary" / "hedge"
     kind: str  # ccxt id: "backpack" / "hyperliquid"
-    client: Any  # ccxt.pro client
+    client: Any  # ccxt.pro client: streams and the REST poll
     symbol: str
     info: MarketInfo | None = None
     balance: Decimal | None = None
+    order_client: Any = None  # orders and cancels only (own rate limiter: a poll never queues a hedge)
+
+    @property
+    def sender(self) -> Any:
+        return self.order_client if self.order_client is not None else self.client
 
 
 @dataclass
@@ -165,7 +170,7 @@ class Bridge:
             params["timeInForce"] = "IOC" if venue.kind == "backpack" else "Ioc"
         assert intent.price is not None
         try:
-            result = await venue.client.create_order(
+            result = await venue.sender.create_order(
                 venue.symbol, "limit", intent.side.value, to_venue_str(intent.size), to_venue_str(intent.price), params
             )
         except (ccxt.InvalidOrder, ccxt.InsufficientFunds) as exc:  # the venue said no: a reject
@@ -182,7 +187,7 @@ class Bridge:
 
     async def _cancel(self, o: Local) -> None:
         try:
-            await o.venue.client.cancel_order(o.venue_id, o.venue.symbol)
+            await o.venue.sender.cancel_order(o.venue_id, o.venue.symbol)
         except ccxt.BaseError:
             return  # already gone: its final update says how
 

@@ -4,7 +4,8 @@ HTTP: `GET /signal`, `GET /hot` (`serving.api.signal`), `GET /health` (`serving.
 `GET /metrics` (`serving.api.metrics`), `GET /ws/signals/schema` and WebSocket `/ws/signals`
 (`serving.api.ws`, message schemas in `serving.messages`), and the trading router (`serving.api.trading`:
 `/positions`, `/orders`, `/trading/status`, `/kill`, `/resume`), `/models/champion` and `/models/history`
-(`serving.api.models`), the web dashboard at `/dashboard` with `/trading/equity` and `/trading/fills`, and
+(`serving.api.models`), `/hedge/cycles` and `/hedge/summary` (`serving.api.hedge`, 404 without a
+hedge strategy), the web dashboard at `/dashboard` with `/trading/equity` and `/trading/fills`, and
 `/docs` served offline (`serving.api.dashboard`).
 
 `create_app(settings)` wires the MLflow registry (read without the SDK when embedded,
@@ -30,6 +31,7 @@ from pipelines.registry import ChampionSource, serving_registry
 from serving import request_errors
 from serving.api.dashboard import install_dashboard
 from serving.api.health import Health, health_router
+from serving.api.hedge import router as hedge_router
 from serving.api.metrics import metrics_router
 from serving.api.models import models_router
 from serving.api.signal import hot_router, signal_router
@@ -93,6 +95,8 @@ def create_app(
     app.include_router(ws_router(deps))
     app.include_router(trading_router(settings.api_key))  # /positions, /orders, /kill, /resume
     app.include_router(models_router(deps))  # /models/champion, /models/history
+    app.state.hedge_store = None  # set by the lifespan when a hedge strategy runs (serving.hedge_records)
+    app.include_router(hedge_router)  # /hedge/cycles, /hedge/summary
     install_dashboard(app)  # /dashboard, /trading/equity, /trading/fills, offline /docs and /redoc
     app.add_middleware(ApiKeyGuard, api_key=settings.api_key)  # authenticate before any body is parsed
     request_errors.install(app)  # a 422 for any invalid input (NaN included), never a 500

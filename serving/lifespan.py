@@ -26,6 +26,7 @@ from serving.engine.config import load_extras
 from serving.engine.telegram import TelegramSender, WebSocketWatch, load_alert_settings
 from serving.gc_tuning import freeze_startup_heap, thaw_heap
 from serving.health import HealthMonitor, HealthTee, StreamDrift, lake_reference
+from serving.hedge_records import attach_hedge_records, detach_hedge_records
 from serving.shadow import install_shadow
 from serving.strategy_feed import StrategyFeed
 from serving.stream.runner import serving_stream
@@ -105,6 +106,7 @@ def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncCont
             engine = getattr(app.state, "trading_engine", None)
             install_shadow(engine, monitor)  # live vs simulated PnL of the same orders (serving.shadow)
             if engine is not None:
+                attach_hedge_records(app, engine, settings)  # /hedge/cycles, /hedge/summary
                 TRADING_COLLECTOR.bind(engine, monitor, app)  # /metrics reads the engine on scrape
                 _alerting(app, engine)
                 app.state.strategy_feed = StrategyFeed(engine, deps.hub.publish).start()  # quote/window on /ws
@@ -113,6 +115,7 @@ def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncCont
         def detach() -> None:
             TRADING_COLLECTOR.unbind()
             _stop_alerting(app)
+            detach_hedge_records(app)
             if app.state.health is not None:
                 app.state.health.stop()
 

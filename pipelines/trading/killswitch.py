@@ -17,7 +17,8 @@ Switches and what they do (defaults from `KillSwitchConfig`):
 - api_error_rate: errors / requests >= 5% (with enough requests) -> pause entries 30 min.
 - calibration: live calibration error > 0.15 -> retrain, sizes x0.5.
 - feature_drift (SPEC 8): KS p-value < 0.01 -> retrain, sizes x0.5.
-- symbol_concentration: a symbol > 30% of gross exposure -> stop adding to that symbol.
+- symbol_concentration: one underlying's net exposure (across venues, spot and perpetuals) > 30% of
+  gross exposure -> stop adding to its symbols (a delta-neutral pair nets to ~0).
 - leverage: gross exposure / equity > 1.5 -> reduce (and no new entries).
 - abnormal_spread / thin_volume: spread > 3x norm or volume < 0.5x norm -> no entry for that symbol.
 - zombie_orders: more than 5 stale orders -> cancel all.
@@ -37,6 +38,7 @@ float fractions; `now` is aware UTC.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -44,6 +46,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from pipelines.trading.config import KillSwitchConfig, require_utc
+from pipelines.trading.exposure import by_underlying
 
 
 class Switch(StrEnum):
@@ -86,7 +89,9 @@ class Action(StrEnum):
 
 @dataclass(frozen=True)
 class SymbolRisk:
-    """Per-symbol inputs. `exposure` is the absolute position notional (quote currency).
+    """Per-symbol inputs. `exposure` is the signed position notional (quote currency; short < 0),
+    `gross` the sum of its legs' absolute notionals (None: `abs(exposure)`). Concentration nets symbols
+    of one underlying (`pipelines.trading.exposure`); leverage reads the gross.
 
     `spread`/`spread_norm` and `volume`/`volume_norm` are the current value and its trailing norm in
     the same units; None means unknown (the check is skipped, not failed).
@@ -94,6 +99,7 @@ class SymbolRisk:
 
     symbol: str
     exposure: Decimal = Decimal(0)
+    gross: Decimal | None = None
     hurst: float | None = None
     spread: float | None = None
     spread_norm: float | None = None
@@ -129,7 +135,7 @@ class RiskSnapshot:
 
     @property
     def gross_exposure(self) -> Decimal:
-        return sum((abs(s.exposure) for s in self.symbols), Decimal(0))
+        return sum((abs(s.exposure) if s.gross is None else s.gross for s in self.symbols), Decimal(0))
 
 
 @dataclass(frozen=True)
@@ -348,6 +354,7 @@ class RiskGuard:
             fire(Switch.LEVERAGE, f"equity {snap.equity} <= 0 with exposure {gross}: reduce, no new entries")
         for sym in snap.symbols:
             self._symbol_checks(sym, gross, fire, blocked)
+        self._concentration(snap.symbols, gross, fire, blocked)
 
         # PnL sanity.
         if snap.live_pnl is not None and snap.simulated_pnl is not None:
@@ -413,6 +420,21 @@ class RiskGuard:
         }.get(switch, switch.value)
         return f"{what}: entries paused until {until.isoformat()}"
 
+    def _concentration(self, symbols: Iterable[SymbolRisk], gross: Decimal, fire: _Fire, blocked: set[str]) -> None:
+        """One underlying's net notional (across venues, spot and perpetuals) > the share of gross: stop adding."""
+        if gross <= 0:
+            return
+        limit = self.cfg.max_symbol_exposure_share
+        for asset in by_underlying((s.symbol, s.exposure) for s in symbols).values():
+            share = float(abs(asset.net) / gross)
+            if share > limit:
+                names = sorted(asset.symbols)
+                blocked.update(names)
+                what = names[0] if len(names) == 1 else f"{asset.asset} (net of {', '.join(names)})"
+                reason = f"{what}: {share:.0%} of exposure > {limit:.0%}: stop adding"
+                for name in names:
+                    fire(Switch.SYMBOL_CONCENTRATION, reason, name)
+
     def _symbol_checks(self, sym: SymbolRisk, gross: Decimal, fire: _Fire, blocked: set[str]) -> None:
         cfg = self.cfg
         if sym.hurst is not None and cfg.hurst_random_walk_low <= sym.hurst <= cfg.hurst_random_walk_high:
@@ -423,16 +445,6 @@ class RiskGuard:
                 f"[{cfg.hurst_random_walk_low}, {cfg.hurst_random_walk_high}]: no new entries",
                 sym.symbol,
             )
-        if gross > 0:
-            share = float(abs(sym.exposure) / gross)
-            if share > cfg.max_symbol_exposure_share:
-                blocked.add(sym.symbol)
-                fire(
-                    Switch.SYMBOL_CONCENTRATION,
-                    f"{sym.symbol}: {share:.0%} of exposure > {cfg.max_symbol_exposure_share:.0%}: "
-                    "stop adding",
-                    sym.symbol,
-                )
         spread, spread_norm = sym.spread, sym.spread_norm
         if spread is not None and spread_norm and spread > cfg.spread_norm_multiple * spread_norm:
             blocked.add(sym.symbol)

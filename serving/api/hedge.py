@@ -1,8 +1,9 @@
 """`/hedge/cycles` and `/hedge/summary`: the hedge strategy's cycle records and its volume/points tracker.
 
-Mount with `app.include_router(serving.api.hedge.router)` and set `app.state.hedge_store` to a
-`pipelines.trading.hedge.store.HedgeStore` (the same DSN the strategy's `RecordWriter` writes to);
-without a store both endpoints answer 503 with the reason. Read-only and open, like `/positions`.
+Mounted by `serving.app.create_app`; the lifespan sets `app.state.hedge_store` to the
+`pipelines.trading.hedge.store.HedgeStore` its hedge strategies' `RecordWriter` writes to
+(`serving.hedge_records`); without a hedge strategy both endpoints answer 404 with the reason.
+Read-only and open, like `/positions`.
 
 - `GET /hedge/cycles?strategy_id=&since=&limit=100`: newest first, every field of `CycleRecord`
   (Decimals as strings).
@@ -28,7 +29,10 @@ router = APIRouter(prefix="/hedge", tags=["hedge"])
 def get_hedge_store(request: Request) -> HedgeStore:
     store = getattr(request.app.state, "hedge_store", None)
     if not isinstance(store, HedgeStore):
-        raise HTTPException(status_code=503, detail="no hedge strategy store configured")
+        raise HTTPException(
+            status_code=404,
+            detail="no hedge strategy configured (a strategy of kind 'hedge' in ALPHATIDE_STRATEGIES)",
+        )
     return store
 
 

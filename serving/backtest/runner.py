@@ -198,8 +198,8 @@ def build_backtest_engine(
     venues = replay.venues(starting_balances)
     brokers: dict[str, Any] = dict(venues)
     brokers[""] = SimulatedVenue("", [], starting_balances)
-    # The reconciler reads spot balances; a perp short reads as 0 there and would be zeroed (see the report).
-    cfg = settings.engine.model_copy(update={"pause_file": home / "PAUSE", "reconcile_interval_s": 3600.0})
+    # Reconciliation runs as live: spot from the simulated balances, the perpetual from its positions.
+    cfg = settings.engine.model_copy(update={"pause_file": home / "PAUSE"})
     if phase is not None:
         kill = cfg.trading.kill
         deployment = kill.deployment.model_copy(update={"active_phase": phase or None})

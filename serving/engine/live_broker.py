@@ -398,6 +398,18 @@ class LiveBroker:
         totals = raw.get("total") or {}
         return {asset: _dec(amount, f"balance {asset}") for asset, amount in totals.items() if amount is not None}
 
+    def positions(self, symbols: Sequence[str]) -> dict[str, Decimal]:
+        """Signed contracts per derivative symbol (ccxt `fetchPositions`: contracts, side); 0 when flat."""
+        raws = self._call("fetch_positions", self.exchange.fetch_positions, list(symbols))
+        out = dict.fromkeys(symbols, Decimal(0))
+        for r in raws:
+            symbol = r.get("symbol")
+            if symbol not in out:
+                continue
+            contracts = abs(_dec(r.get("contracts"), "contracts"))
+            out[symbol] += -contracts if r.get("side") == "short" else contracts
+        return out
+
     # ---- market data (not needed: the venue matches) --------------------------------------------
     def on_trade(self, symbol: str, trade: Trade) -> list[VenueEvent]:
         return []

@@ -65,9 +65,13 @@ class Risk:
 
     # ---- measurement --------------------------------------------------------------------------
     def _symbol_risk(self, venue_symbols: Iterable[tuple[str, str]]) -> tuple[SymbolRisk, ...]:
+        # Signed per symbol (venues netted; the kill switch nets symbols of one underlying), gross per leg.
         exposure: dict[str, Decimal] = {}
+        gross: dict[str, Decimal] = {}
         for pos in self.portfolio.positions.values():
-            exposure[pos.symbol] = exposure.get(pos.symbol, Decimal(0)) + self.portfolio.value(pos)
+            value = self.portfolio.value(pos)
+            exposure[pos.symbol] = exposure.get(pos.symbol, Decimal(0)) + value
+            gross[pos.symbol] = gross.get(pos.symbol, Decimal(0)) + abs(value)
         risks = []
         for symbol in sorted(set(exposure) | set(self.signals) | {s for _, s in venue_symbols}):
             sig = self.signals.get(symbol)
@@ -76,6 +80,7 @@ class Risk:
                 SymbolRisk(
                     symbol=symbol,
                     exposure=exposure.get(symbol, Decimal(0)),
+                    gross=gross.get(symbol, Decimal(0)),
                     hurst=sig.hurst if sig else None,
                     spread=spread,
                     spread_norm=sig.spread_norm if sig else None,

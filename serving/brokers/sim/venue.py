@@ -200,7 +200,10 @@ class SimulatedVenue:
         return self._markets[view.symbol].cancel(int(view.venue_order_id))
 
     def balances(self) -> dict[str, Decimal]:
-        """Starting balances plus the fills that have reached us (quote pays notional + fee on a buy)."""
+        """Starting balances plus the fills that have reached us (quote pays notional + fee on a buy).
+
+        A derivative market (`BTC/USDT:USDT`) moves the quote the same way but no base balance: its
+        position is `positions()` (a short perpetual holds no negative BTC)."""
         out = dict(self._start)
         for m in self._markets.values():
             base, quote = base_quote(m.symbol)
@@ -211,8 +214,20 @@ class SimulatedVenue:
                 notional = Decimal(f.px) * m.feed.tick_size * size
                 fee = notional * Decimal(repr(m.fees.maker if f.maker else m.fees.taker))
                 sign = 1 if f.side == BUY else -1
-                out[base] = out.get(base, Decimal(0)) + sign * size
+                if ":" not in m.symbol:
+                    out[base] = out.get(base, Decimal(0)) + sign * size
                 out[quote] = out.get(quote, Decimal(0)) - sign * notional - fee
+        return out
+
+    def positions(self, symbols: Sequence[str]) -> dict[str, Decimal]:
+        """Signed size per derivative market from the fills that have reached us (ccxt fetchPositions' role)."""
+        out: dict[str, Decimal] = {}
+        for symbol in symbols:
+            m = self._markets.get(symbol)
+            if m is None:
+                continue
+            lots = sum((f.qty if f.side == BUY else -f.qty for f in m.fills if f.local_ts <= m.now), 0)
+            out[symbol] = Decimal(lots) * m.feed.lot_size
         return out
 
     def on_trade(self, symbol: str, trade: Trade) -> list[VenueEvent]:

@@ -16,7 +16,7 @@ def test_cycles_and_summary_endpoints(tmp_path: Path) -> None:
     app = FastAPI()
     app.include_router(router)
     client = TestClient(app)
-    assert client.get("/hedge/cycles").status_code == 503  # no store configured: said so
+    assert client.get("/hedge/cycles").status_code == 404  # no hedge strategy configured: said so
 
     store = HedgeStore(f"sqlite:///{tmp_path / 'h.db'}")
     records = three_cycles()
