@@ -6,11 +6,9 @@ each pointed at its local fake (`tests.fakes.trading_venue.FakeTradingVenue` for
 `tests.fakes.binance_usdm_venue.FakeBinanceUsdm` for USD-M). The engine's default venue "" is an idle
 paper broker; the strategy names its venues by their ccxt ids.
 
-Test limits (said here, not hidden): deployment caps off (`active_phase=None`) and the symbol
-concentration switch at 100% (`max_symbol_exposure_share=1.0`): the two legs of one hedge are the same
-BTC on two venues, and the concentration switch does not net hedge legs yet (the `hedge` helper's
-change to `serving/engine/risk.py`). Reconciliation runs once at start (interval 3600 s): the perp
-position reconciliation is the same helper's change to `serving/engine/reconcile.py`.
+Test limits (said here, not hidden): deployment caps off (`active_phase=None`) so the scenarios can
+size freely. Every other switch is on: the concentration switch nets the two legs (one BTC underlying),
+and reconciliation runs every 5 s of the engine's clock (spot by balance, USD-M by fetchPositions).
 
 The engine runs synchronously (`start(background=False)`, `tick()`), on a manual clock that starts at
 the wall time (the venues stamp fills with theirs). Two transports: REST only (the live brokers poll
@@ -60,7 +58,7 @@ HEDGE_PARAMS: dict[str, Any] = {
 
 
 def trading_config() -> TradingConfig:
-    kill = KillSwitchConfig(deployment=DeploymentConfig(active_phase=None), max_symbol_exposure_share=1.0)
+    kill = KillSwitchConfig(deployment=DeploymentConfig(active_phase=None))
     return TradingConfig(kill=kill)
 
 
@@ -77,7 +75,7 @@ def venue_settings(
         venue_api_secret=secret,  # type: ignore[arg-type]
         trading=trading_config(),
         sweep_interval_s=sweep_s,
-        reconcile_interval_s=3600,
+        reconcile_interval_s=5,
         backoff_s=0.01,
         request_retries=1,
     )
