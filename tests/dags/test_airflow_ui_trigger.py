@@ -157,8 +157,16 @@ def _trigger_in_the_ui(page: Any, airflow: Airflow) -> str:
     # A paused DAG's runs stay queued: the dialog's default unpauses the DAG with the run (see README).
     assert dialog.get_by_role("checkbox", name="Unpause alphatide_universe on trigger").is_checked()
     dialog.get_by_role("button", name="Trigger", exact=True).click()
-    page.wait_for_url("**/dags/alphatide_universe/runs/**", timeout=60_000)
-    return str(page.url.rsplit("/runs/", 1)[1])
+    deadline = time.monotonic() + 180.0
+    while time.monotonic() < deadline:  # the run the click made, as the API records it
+        token = airflow.token()
+        runs = airflow.get("/dags/alphatide_universe/dagRuns?run_type=manual", token)["dag_runs"]
+        mine = [r for r in runs if r["triggered_by"] == "ui" and r["triggering_user_name"] == USER]
+        if mine:
+            return str(mine[0]["dag_run_id"])
+        time.sleep(2)
+    page.screenshot(path=str(ARTIFACTS / "airflow_ui_trigger.png"))
+    pytest.fail("the Trigger click made no run of alphatide_universe within 180 s")
 
 
 def _runs(airflow: Airflow, token: str) -> dict[str, list[dict[str, Any]]]:
@@ -204,6 +212,7 @@ def _chain_from(airflow: Airflow, clicked: str) -> dict[str, dict[str, Any]]:
 def test_a_click_on_trigger_in_the_ui_runs_every_dag_of_the_chain_to_success_under_the_scheduler(
     airflow: Airflow, browser: Any
 ) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     started = time.monotonic()
 
@@ -211,9 +220,8 @@ def test_a_click_on_trigger_in_the_ui_runs_every_dag_of_the_chain_to_success_und
     traced = _chain_from(airflow, clicked)
 
     states = {d: traced[d]["state"] if d in traced else "no run" for d in CHAIN_DAGS}
-    page.reload()
+    page.goto(f"{airflow.url}/dags/alphatide_universe/runs/{urllib.parse.quote(clicked, safe='')}")
     page.wait_for_timeout(3000)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "airflow_ui_trigger.png"), full_page=True)
     print(f"chain after the click: {states} in {time.monotonic() - started:.0f} s")
     assert states == dict.fromkeys(CHAIN_DAGS, "success"), (
