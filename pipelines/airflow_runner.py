@@ -59,6 +59,9 @@ def airflow_environment(
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
                 f"http://localhost:{env.get('AIRFLOW__API__PORT', '8080')}/execution/",
             ),
+            # Under the scheduler each task's supervisor calls the API server's execution API; on a loaded
+            # 2-core machine with SQLite the default 5 s read timeout killed tasks before they started.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": env.get("AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT", "60"),
             "AIRFLOW__LOGGING__LOGGING_LEVEL": env.get(
                 "AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING" if quiet else "INFO"
             ),
@@ -86,8 +89,9 @@ def migrate(settings: Settings) -> None:
 
 def unpause_chain(settings: Settings) -> list[str]:
     """Parse the DAGs into the metadata DB and unpause the asset-triggered ones (an asset event reaching
-    a paused DAG never starts it). `alphatide_universe` keeps its pause state: unpausing it starts the
-    daily schedule, triggering it runs the chain once. Returns the unpaused DAG ids."""
+    a paused DAG never starts it). `alphatide_universe` keeps its pause state: the scheduler starts no run
+    of a paused DAG, so the UI's Trigger dialog unpauses it (its default), which also starts the daily
+    schedule. Returns the unpaused DAG ids."""
     from pipelines.airflow_wiring import CHAIN_DAGS
 
     migrate(settings)

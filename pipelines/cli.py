@@ -79,8 +79,8 @@ def _airflow(settings: Settings) -> int:
     unpaused = unpause_chain(settings)
     print(
         f"airflow: unpaused {', '.join(unpaused)} (asset-triggered: each runs when the one before it succeeds).\n"
-        "airflow: alphatide_universe keeps its pause state: trigger it to run the whole chain once, unpause it "
-        "for the daily schedule.\n"
+        "airflow: alphatide_universe keeps its pause state: Trigger it in the UI to run the whole chain (keep the "
+        "dialog's 'Unpause on trigger': a paused DAG's runs stay queued; unpaused, its daily clock runs too).\n"
         f"airflow standalone: UI on http://{env['AIRFLOW__API__HOST']}:{env['AIRFLOW__API__PORT']} "
         f"(AIRFLOW__API__HOST/PORT to change); the admin password is printed below and kept in "
         f"{settings.airflow_home}",
