@@ -23,6 +23,9 @@ market_venue = engine_fixtures.market_venue
 
 def _app(tmp_path: Path, venue: FakeTradingVenue, monkeypatch: pytest.MonkeyPatch, strategies: list[dict]):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("ALPHATIDE_STRATEGIES", json.dumps(strategies))
+    # the hedge's two venues: paper brokers of two ccxt ids that speak Binance's spot API, on the local fake
+    both = [{"name": name, "mode": "paper", "api_url": venue.base_url} for name in ("binance", "binanceus")]
+    monkeypatch.setenv("ALPHATIDE_VENUES", json.dumps(both))
     settings = load_settings({}, home=tmp_path, engine=EngineConfig(api_url=venue.base_url, tick_interval_s=0.05))
     return create_app(settings)
 
@@ -31,7 +34,7 @@ def test_hedge_endpoints_answer_from_the_running_strategy(
     tmp_path: Path, market_venue: FakeTradingVenue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Arrange: a hedge strategy configured (its venues need not trade for the records to be served)
-    params = {"primary_venue": "p", "hedge_venue": "h"}
+    params = {"primary_venue": "binance", "hedge_venue": "binanceus"}
     entry = {"id": "hedge-1", "kind": "hedge", "allocation": "100", "params": params}
     app = _app(tmp_path, market_venue, monkeypatch, [entry])
     records = three_cycles()
