@@ -137,9 +137,7 @@ class ExitConfig(_Frozen):
     time_stop_seconds: float = Field(default=300.0, gt=0.0)
     time_stop_min_gain: float = Field(default=0.0005, ge=0.0, lt=0.5)
     take_profit: float = Field(default=0.007, gt=0.0, lt=1.0)
-    churn_guard_ticks: int = Field(
-        default=1, ge=0, description="the EV trail needs the gain to exceed this many ticks"
-    )
+    churn_guard_ticks: int = Field(default=1, ge=0, description="the EV trail needs the gain to exceed this many ticks")
 
 
 class PhaseCap(_Frozen):
@@ -161,12 +159,8 @@ class PhaseCap(_Frozen):
 
 def _default_phases() -> tuple[PhaseCap, ...]:
     return (
-        PhaseCap(
-            name="phase1", bankroll=Decimal(200), max_trade_notional=Decimal(20), max_daily_loss=Decimal(10)
-        ),
-        PhaseCap(
-            name="phase2", bankroll=Decimal(1000), max_trade_notional=Decimal(100), max_daily_loss=Decimal(50)
-        ),
+        PhaseCap(name="phase1", bankroll=Decimal(200), max_trade_notional=Decimal(20), max_daily_loss=Decimal(10)),
+        PhaseCap(name="phase2", bankroll=Decimal(1000), max_trade_notional=Decimal(100), max_daily_loss=Decimal(50)),
         PhaseCap(
             name="phase3",
             bankroll=Decimal(5000),
@@ -221,6 +215,12 @@ class KillSwitchConfig(_Frozen):
     drift_p_value: float = Field(default=0.01, gt=0.0, lt=1.0)
     drift_size_factor: float = Field(default=0.5, gt=0.0, le=1.0)
     max_symbol_exposure_share: float = Field(default=0.30, gt=0.0, le=1.0)
+    concentration_min_book_share: float = Field(
+        default=0.10,
+        ge=0.0,
+        le=1.0,
+        description="concentration is a share of max(gross exposure, this share of equity): 0 = of gross alone",
+    )
     max_leverage: float = Field(default=1.5, gt=0.0)
     spread_norm_multiple: float = Field(default=3.0, gt=1.0)
     volume_norm_multiple: float = Field(default=0.5, gt=0.0, lt=1.0)
@@ -259,15 +259,11 @@ class OrderConfig(_Frozen):
         default=0.8, gt=0.0, le=1.0, description="fallback only while filled/target is below this"
     )
     taker_max_ticks_beyond_touch: int = Field(default=1, ge=0)
-    slippage_cap: float = Field(
-        default=0.005, gt=0.0, lt=0.1, description="vs the working order's quote price"
-    )
+    slippage_cap: float = Field(default=0.005, gt=0.0, lt=0.1, description="vs the working order's quote price")
     cancel_replace_delay_seconds: float = Field(default=0.5, ge=0.0)
     max_rejects: int = Field(default=3, ge=1, description="rejections before a working order gives up")
     ack_timeout_seconds: float = Field(default=5.0, gt=0.0, description="NEW without ack longer: zombie")
-    cancel_confirm_timeout_seconds: float = Field(
-        default=5.0, gt=0.0, description="unconfirmed cancel: zombie"
-    )
+    cancel_confirm_timeout_seconds: float = Field(default=5.0, gt=0.0, description="unconfirmed cancel: zombie")
     zombie_grace_seconds: float = Field(default=30.0, ge=0.0, description="live past ttl + this: zombie")
     max_book_age_seconds: float = Field(
         default=3.0, gt=0.0, description="an older (or crossed) book is not trusted for placing orders"
@@ -284,16 +280,12 @@ class OrderConfig(_Frozen):
 class PaperConfig(_Frozen):
     """Paper matching engine (SPEC 11)."""
 
-    latency_ms: float = Field(
-        default=50.0, ge=0.0, description="submit/cancel to effective on the paper venue"
-    )
+    latency_ms: float = Field(default=50.0, ge=0.0, description="submit/cancel to effective on the paper venue")
     fill_at_limit_price: bool = Field(
         default=False,
         description="False (conservative): a resting order fills only on trades strictly through it",
     )
-    taker_slippage: float = Field(
-        default=0.0002, ge=0.0, lt=0.1, description="adverse price move on taker fills"
-    )
+    taker_slippage: float = Field(default=0.0002, ge=0.0, lt=0.1, description="adverse price move on taker fills")
 
 
 class TradingConfig(_Frozen):

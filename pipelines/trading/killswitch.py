@@ -270,9 +270,7 @@ class RiskGuard:
             drawdown = float((snap.peak_equity - snap.equity) / snap.peak_equity)
             if drawdown >= cfg.max_drawdown and not self.state.halted:
                 self.state.halted = True
-                self.state.halt_reason = (
-                    f"drawdown {drawdown:.2%} >= {cfg.max_drawdown:.0%}: flatten and halt"
-                )
+                self.state.halt_reason = f"drawdown {drawdown:.2%} >= {cfg.max_drawdown:.0%}: flatten and halt"
         if self.state.halted:
             fire(Switch.MAX_DRAWDOWN, self.state.halt_reason or "halted")
             actions.update({Action.FLATTEN, Action.HALT})
@@ -305,14 +303,11 @@ class RiskGuard:
             actions.add(Action.DEGRADE_TO_TABULAR)
             fire(
                 Switch.SLOW_INFERENCE,
-                f"inference p99 {snap.inference_p99_ms:.2f} ms > {cfg.inference_p99_limit_ms} ms: "
-                "tabular tower only",
+                f"inference p99 {snap.inference_p99_ms:.2f} ms > {cfg.inference_p99_limit_ms} ms: tabular tower only",
             )
         if snap.memory_bytes is not None and snap.memory_bytes > cfg.memory_limit_bytes:
             actions.add(Action.SHED_CACHES)
-            fire(
-                Switch.MEMORY, f"memory {snap.memory_bytes} B > limit {cfg.memory_limit_bytes} B: shed caches"
-            )
+            fire(Switch.MEMORY, f"memory {snap.memory_bytes} B > limit {cfg.memory_limit_bytes} B: shed caches")
 
         # Timed pauses (started by events above or earlier).
         for switch, until in sorted(self.state.pauses.items()):
@@ -354,12 +349,13 @@ class RiskGuard:
             fire(Switch.LEVERAGE, f"equity {snap.equity} <= 0 with exposure {gross}: reduce, no new entries")
         for sym in snap.symbols:
             self._symbol_checks(sym, gross, fire, blocked)
-        self._concentration(snap.symbols, gross, fire, blocked)
+        self._concentration(snap.symbols, gross, snap.equity, fire, blocked)
 
         # PnL sanity.
         if snap.live_pnl is not None and snap.simulated_pnl is not None:
-            floor = max(abs(snap.equity) * Decimal(repr(cfg.pnl_gap_floor_fraction)),
-                        Decimal(repr(cfg.pnl_gap_floor_quote)))
+            floor = max(
+                abs(snap.equity) * Decimal(repr(cfg.pnl_gap_floor_fraction)), Decimal(repr(cfg.pnl_gap_floor_quote))
+            )
             base = max(abs(snap.simulated_pnl), floor)
             if base > 0:
                 gap = float(abs(snap.live_pnl - snap.simulated_pnl) / base)
@@ -372,9 +368,7 @@ class RiskGuard:
 
         # Manual stop.
         if snap.manual_kill or snap.pause_file_present:
-            sources = [
-                n for n, on in (("API kill", snap.manual_kill), ("pause file", snap.pause_file_present)) if on
-            ]
+            sources = [n for n, on in (("API kill", snap.manual_kill), ("pause file", snap.pause_file_present)) if on]
             fire(Switch.MANUAL, f"manual stop ({' and '.join(sources)}): no new entries")
 
         # Deployment phase.
@@ -386,8 +380,7 @@ class RiskGuard:
             if day_loss >= phase.max_daily_loss:
                 fire(
                     Switch.PHASE_DAILY_LOSS,
-                    f"{phase.name}: day loss {day_loss} >= phase budget {phase.max_daily_loss}: "
-                    "no new entries",
+                    f"{phase.name}: day loss {day_loss} >= phase budget {phase.max_daily_loss}: no new entries",
                 )
 
         active = frozenset(t.switch for t in triggers)
@@ -420,13 +413,19 @@ class RiskGuard:
         }.get(switch, switch.value)
         return f"{what}: entries paused until {until.isoformat()}"
 
-    def _concentration(self, symbols: Iterable[SymbolRisk], gross: Decimal, fire: _Fire, blocked: set[str]) -> None:
-        """One underlying's net notional (across venues, spot and perpetuals) > the share of gross: stop adding."""
-        if gross <= 0:
+    def _concentration(
+        self, symbols: Iterable[SymbolRisk], gross: Decimal, equity: Decimal, fire: _Fire, blocked: set[str]
+    ) -> None:
+        """One underlying's net notional (across venues, spot and perpetuals) > the share of the book: stop
+        adding. The book is the gross exposure, but at least `concentration_min_book_share` of equity: the
+        first small position of a single-symbol strategy (a market maker's first clip) is 100% of a tiny
+        book without being a concentration of capital."""
+        book = max(gross, equity * Decimal(str(self.cfg.concentration_min_book_share)))
+        if book <= 0:
             return
         limit = self.cfg.max_symbol_exposure_share
         for asset in by_underlying((s.symbol, s.exposure) for s in symbols).values():
-            share = float(abs(asset.net) / gross)
+            share = float(abs(asset.net) / book)
             if share > limit:
                 names = sorted(asset.symbols)
                 blocked.update(names)
@@ -450,8 +449,7 @@ class RiskGuard:
             blocked.add(sym.symbol)
             fire(
                 Switch.ABNORMAL_SPREAD,
-                f"{sym.symbol}: spread {spread:.5f} > {cfg.spread_norm_multiple}x norm "
-                f"{spread_norm:.5f}: no entry",
+                f"{sym.symbol}: spread {spread:.5f} > {cfg.spread_norm_multiple}x norm {spread_norm:.5f}: no entry",
                 sym.symbol,
             )
         volume, volume_norm = sym.volume, sym.volume_norm
@@ -459,8 +457,7 @@ class RiskGuard:
             blocked.add(sym.symbol)
             fire(
                 Switch.THIN_VOLUME,
-                f"{sym.symbol}: volume {volume:.4g} < {cfg.volume_norm_multiple}x norm "
-                f"{volume_norm:.4g}: no entry",
+                f"{sym.symbol}: volume {volume:.4g} < {cfg.volume_norm_multiple}x norm {volume_norm:.4g}: no entry",
                 sym.symbol,
             )
 

@@ -41,8 +41,13 @@ def _fill(portfolio: Portfolio, venue: str, symbol: str, side: Side, size: Decim
         portfolio.apply_fill(("hedge-1", venue, symbol), side, fill, is_major=True, lot=LOT, reduce_only=False)
 
 
-def _concentration(portfolio: Portfolio, tmp: Path) -> list[str]:
-    risk = Risk(EngineConfig(), portfolio, tmp / "PAUSE", lambda *_: None)
+def _concentration(portfolio: Portfolio, tmp: Path, min_book_share: float | None = None) -> list[str]:
+    """Symbols the concentration switch fires for; `min_book_share` overrides the book's equity floor."""
+    cfg = EngineConfig()
+    if min_book_share is not None:
+        kill = cfg.trading.kill.model_copy(update={"concentration_min_book_share": min_book_share})
+        cfg = cfg.model_copy(update={"trading": cfg.trading.model_copy(update={"kill": kill})})
+    risk = Risk(cfg, portfolio, tmp / "PAUSE", lambda *_: None)
     verdict = risk.evaluate(NOW, [])
     return [t.symbol or "" for t in verdict.triggers if t.switch is Switch.SYMBOL_CONCENTRATION]
 
@@ -86,8 +91,9 @@ def test_completed_hedge_cycles_never_trip_concentration(
             one_legged.positions[key] = pos
     one_legged.books = dict(portfolio.books)
     net = {underlying(k[2]) for k in one_legged.positions}
-    if len(net) == 1:  # the only asset left unhedged: 100% of gross is net
-        assert f"{asset}/USDT" in _concentration(one_legged, tmp)
+    if len(net) == 1:  # the only asset left unhedged: 100% of gross is net (judged on gross alone: the
+        # funded account's equity floor would call a position this small no concentration of capital)
+        assert f"{asset}/USDT" in _concentration(one_legged, tmp, min_book_share=0.0)
 
 
 def test_one_legged_position_trips_and_gross_still_feeds_leverage(tmp_path: Path) -> None:
@@ -105,3 +111,17 @@ def test_one_legged_position_trips_and_gross_still_feeds_leverage(tmp_path: Path
     portfolio.cash = {"primary": Decimal(-200), "hedge": Decimal(900)}
     verdict = Risk(EngineConfig(), portfolio, tmp_path / "PAUSE", lambda *_: None).evaluate(NOW, [])
     assert Switch.LEVERAGE in {t.switch for t in verdict.triggers}
+
+
+def test_a_small_first_position_is_no_concentration_of_capital(tmp_path: Path) -> None:
+    # Arrange: 10,000 of equity, one BTC position (a market maker's first clip, then a larger holding)
+    portfolio = Portfolio({"hedge-1": None})
+    portfolio.cash = {"primary": Decimal(10_000)}
+    portfolio.on_book("primary", "BTC/USDT", _book(ASSETS["BTC"], 2))
+    _fill(portfolio, "primary", "BTC/USDT", Side.BUY, Decimal("0.002"), ASSETS["BTC"], 1)  # 120: 100% of gross
+    # Act / Assert: 120 of a book of max(120, 10% x ~10,000) = 12% < 30%; on gross alone it is 100%
+    assert _concentration(portfolio, tmp_path) == []
+    assert _concentration(portfolio, tmp_path, min_book_share=0.0) == ["BTC/USDT"]
+    # a holding of 0.06 BTC (3,600: 36% of equity) is a concentration whatever the floor
+    _fill(portfolio, "primary", "BTC/USDT", Side.BUY, Decimal("0.058"), ASSETS["BTC"], 1)
+    assert _concentration(portfolio, tmp_path) == ["BTC/USDT"]
