@@ -70,6 +70,8 @@ class Reconciler:
                 market = ex.market(symbol)
             except BrokerError:
                 continue
+            if "/" not in symbol:  # a window market's outcome token (a handle, no BASE/QUOTE): not per token
+                continue
             base, _ = base_quote(symbol)
             venue_size = round_size(market, max(balances.get(base, Decimal(0)), Decimal(0)))
             holders = self.portfolio.holders(venue, symbol)
