@@ -101,14 +101,14 @@ class WindowFeed:
         for w in listed:
             if not w.resolved and w.start_s in self.windows:
                 await self._market_data(venue, w)
-        ended = [s for s in self.windows if s + self.settings.window_s <= now.timestamp()]
-        for start in ended:
+        tracked = set(self.windows) | (self.broker.held_windows() - set(self.redeemed))  # held across a restart
+        for start in sorted(s for s in tracked if s + self.settings.window_s <= now.timestamp()):
             w2 = await venue.window(start)
             if w2 is not None and w2.resolved:
                 self._redeem(w2)
             elif start + self.settings.window_s + GIVE_UP_S <= now.timestamp():
                 log.warning("window %s: not resolved by the venue an hour after its end; dropped", start)
-                del self.windows[start]
+                self.windows.pop(start, None)
 
     async def _register(self, venue: PolymarketWindowVenue, w: WindowMarket) -> None:
         for outcome in Outcome:

@@ -59,6 +59,8 @@ class Reconciler:
         venue = ex.venue
         mismatches: list[str] = []
         venue_cash = balances.get(self.quote, Decimal(0))
+        # a window-market venue withholds taker fees in tokens; the portfolio paid them in cash (until redemption)
+        venue_cash -= getattr(ex.broker, "token_fees_held", lambda: Decimal(0))()
         local_cash = self.portfolio.cash.get(venue, Decimal(0))
         if abs(venue_cash - local_cash) > Decimal("0.01"):
             mismatches.append(f"{self.quote} cash: local {local_cash} vs venue {venue_cash}")

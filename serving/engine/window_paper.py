@@ -39,6 +39,12 @@ if TYPE_CHECKING:
     from serving.engine.venues import VenueSpec
 
 VENUE = "polymarket"
+WITHHELD = "fee-withheld:"  # export_state key prefix of `withheld`
+
+
+def window_of(handle: str) -> int:
+    """The window start of an outcome handle (BTC_UPDOWN_5M_<start>:UP)."""
+    return int(handle.split(":")[0].rsplit("_", 1)[1])
 
 
 class WindowPaperBroker(PaperBroker):
@@ -48,6 +54,7 @@ class WindowPaperBroker(PaperBroker):
         super().__init__(self._unknown, cfg, quote, starting_balance)
         self.quote, self.fee_exponent = quote, fee_exponent
         self.ledger = TokenLedger(cash=starting_balance)
+        self.withheld: dict[int, Decimal] = {}  # per window start: taker fees (USDC) withheld in tokens
         self.api_url: str | None = None  # the venue's base URL (gamma/, clob/, data/ under it); None: polymarket
 
     @staticmethod
@@ -85,19 +92,34 @@ class WindowPaperBroker(PaperBroker):
 
     def export_state(self) -> dict[str, str]:
         with self._lock:
-            return {asset: str(amount) for asset, amount in self.balances().items()}
+            fees = {f"{WITHHELD}{start}": str(fee) for start, fee in self.withheld.items()}
+            return {**{asset: str(amount) for asset, amount in self.balances().items()}, **fees}
 
     def restore_state(self, state: Mapping[str, str]) -> None:
         with self._lock:
             if state:
                 self.ledger.cash = Decimal(state.get(self.quote, "0"))
-                self.ledger.tokens = {k: Decimal(v) for k, v in state.items() if k != self.quote}
+                rest = {k: v for k, v in state.items() if k != self.quote}
+                self.withheld = {int(k[len(WITHHELD):]): Decimal(v) for k, v in rest.items() if k.startswith(WITHHELD)}
+                self.ledger.tokens = {k: Decimal(v) for k, v in rest.items() if not k.startswith(WITHHELD)}
+
+    def held_windows(self) -> set[int]:
+        """Starts of the windows whose tokens the paper account holds (to redeem once resolved)."""
+        with self._lock:
+            return {window_of(handle) for handle, amount in self.ledger.tokens.items() if amount > 0}
+
+    def token_fees_held(self) -> Decimal:
+        """USDC value of the fees withheld in tokens of windows not yet redeemed: the engine's portfolio
+        charges them in cash until redemption, so reconciliation counts them as paid."""
+        with self._lock:
+            return sum(self.withheld.values(), Decimal(0))
 
     def redeem(self, start_s: int, winner: Outcome) -> Decimal:
         """The venue resolved the window: 1 USDC per winning token; its markets and orders are gone."""
         with self._lock:
             win, lose = outcome_handle(start_s, winner), outcome_handle(start_s, winner.other)
             credited = self.ledger.settle(win, lose)
+            self.withheld.pop(start_s, None)
             for handle in (win, lose):
                 self.ledger.tokens.pop(handle, None)
                 self._engines.pop(handle, None)
@@ -118,6 +140,9 @@ class WindowPaperBroker(PaperBroker):
                 self.ledger.apply_fill(order.symbol, side, f.size, f.price, taker=taker, rate=rate,
                                        exponent=self.fee_exponent)
                 fee = fee_usdc(f.size, f.price, rate, self.fee_exponent) if taker else Decimal(0)
+                if side == "buy" and fee > 0:
+                    start = window_of(order.symbol)
+                    self.withheld[start] = self.withheld.get(start, Decimal(0)) + fee
                 event = Filled(event.client_order_id, Fill(f.fill_id, f.size, f.price, fee, f.liquidity, f.ts))
             out.append(event)
         return out

@@ -108,6 +108,7 @@ def test_the_window_strategy_trades_a_window_on_paper_through_the_polymarket_fee
         assert position.entry_fees == pytest.approx(fee)
         assert broker.balances()[up] == pytest.approx(size - fee / Decimal("0.52"), abs=Decimal("0.000001"))
         assert not fake.orders  # paper: nothing was sent to the venue
+        assert not [m for m in engine.reconcile(engine.now()) if "cash" in m]  # fees in tokens count as paid
 
         # Act 2: the window ends (the reference closes higher) and the venue resolves it.
         _print(engine, start + W - 1)
@@ -125,4 +126,5 @@ def test_the_window_strategy_trades_a_window_on_paper_through_the_polymarket_fee
         assert up not in broker.balances()
         starting = settings.engine.paper_starting_balance
         assert broker.balances()["USDT"] == pytest.approx(starting + row.pnl, abs=Decimal("0.000001"))
+        assert not engine.reconcile(engine.now())  # the portfolio and the paper venue agree after redemption
         assert client.get("/trading/status").status_code == 200

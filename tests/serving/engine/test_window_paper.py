@@ -153,3 +153,15 @@ def test_a_resting_order_of_a_redeemed_window_is_cancelled_by_the_resolution() -
 
     assert [type(e).__name__ for e in events] == ["Cancelled"] and broker.open_orders() == []
     assert broker.balances() == {"USDT": D(100)}
+
+
+def test_the_paper_account_survives_a_restart_with_its_tokens_and_the_fees_withheld_in_them() -> None:
+    broker = _broker()
+    broker.place(_order("s1", Side.BUY, OrderKind.IOC, "0.52", "10"), NOW)
+    broker.poll([], NOW + timedelta(milliseconds=1))
+
+    restarted = WindowPaperBroker(PaperConfig(latency_ms=0), "USDT", D(100))
+    restarted.restore_state(broker.export_state())
+
+    assert restarted.balances() == broker.balances() and restarted.held_windows() == {T0}
+    assert restarted.token_fees_held() == broker.token_fees_held() > 0
