@@ -11,7 +11,8 @@ The feed runs on its own thread and event loop and polls, every `poll_s`, throug
   fee per market from `fetchTradingFee`);
 - each token's order book -> `BookEvent(handle, best bid, best ask, sizes, venue="polymarket")`;
 - each token's public trades -> `TradeEvent(handle, ..., venue="polymarket")` (the prints that fill
-  resting paper orders); trades already printed when a window is first seen are history, not sent;
+  resting paper orders), stamped no earlier than the previous poll's start (the venue's times have whole
+  seconds); trades already printed when a window is first seen are history, not sent;
 - resolution: a window the venue reports resolved (with its winner) is redeemed in the paper broker.
 
 The symbols are the ccxt outcome handles the strategies trade (`BTC_UPDOWN_5M_<start>:UP`). The BTC
@@ -66,6 +67,8 @@ class WindowFeed:
         self.seen: set[str] = set()
         self.redeemed: dict[int, Outcome] = {}
         self.polls = 0
+        self._polled_at: datetime | None = None  # when the last poll began
+        self._since: datetime | None = None  # when the poll before this one began
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name="alphatide-window-feed", daemon=True)
 
@@ -92,6 +95,7 @@ class WindowFeed:
 
     async def poll(self, venue: PolymarketWindowVenue) -> None:
         now = self.clock()
+        self._since, self._polled_at = self._polled_at or now, now
         listed = [w for w in await venue.current_and_next() if w is not None]
         for w in listed:
             if w.resolved:
@@ -132,7 +136,11 @@ class WindowFeed:
                 self.seen.add(t.trade_id)
                 handle = w.token(w.outcome_of(t.token_id)).handle
                 side = Side.BUY if t.side.lower() == "buy" else Side.SELL
-                self.engine.submit(TradeEvent(handle, t.price, t.size, t.ts, side, VENUE))
+                # the venue's trade times have whole seconds: a print this poll saw first happened after the
+                # previous poll began, so it is stamped no earlier (a resting order placed since then does
+                # not fill on a print that may predate it)
+                ts = max(t.ts, self._since) if self._since is not None else t.ts
+                self.engine.submit(TradeEvent(handle, t.price, t.size, ts, side, VENUE))
 
     def _redeem(self, w: WindowMarket) -> None:
         if w.winner is None or w.start_s in self.redeemed:
@@ -160,7 +168,8 @@ def start_window_feed(engine: Any, *, poll_s: float = POLL_S) -> WindowFeed | No
     strategies = _window_strategies(engine)
     if not isinstance(broker, WindowPaperBroker) or not strategies:
         return None
-    trading = getattr(strategies[0].cfg, "trading", None)
+    cfg = strategies[0].cfg
+    trading = getattr(cfg, "trading", None) or getattr(cfg, "mm", None)  # window: trading; window_mm: mm
     window_s = int(getattr(trading, "window_s", DEFAULT_WINDOW_S))
     exponent = int(getattr(trading, "fee_exponent", 2))
     settings = VenueSettings(urls=venue_urls(broker.api_url), window_s=window_s, max_retries=1)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -59,14 +60,9 @@ def _print(engine, t: float) -> None:  # type: ignore[no-untyped-def]
                              datetime.fromtimestamp(t, UTC)))
 
 
-def test_the_window_strategy_trades_a_window_on_paper_through_the_polymarket_feed(
-    tmp_path: Path, market_venue: FakeTradingVenue, polymarket: tuple[FakePolymarketVenue, Shifted],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Arrange: a window strategy on the paper polymarket venue, from the environment alone.
-    fake, fake_clock = polymarket
-    strategy = {"id": "window-btc", "kind": "window", "venue": "polymarket", "allocation": "100",
-                "params": {"trading": {"min_seconds_left": 5}}}
+def _app(tmp_path: Path, market_venue: FakeTradingVenue, fake: FakePolymarketVenue, strategy: dict[str, Any],
+         monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    """The real serving app with `strategy` on the paper polymarket venue, from the environment alone."""
     env = {
         "ALPHATIDE_STRATEGIES": json.dumps([strategy]),
         "ALPHATIDE_VENUES": json.dumps([{"name": "polymarket", "mode": "paper", "api_url": fake.base_url}]),
@@ -74,11 +70,22 @@ def test_the_window_strategy_trades_a_window_on_paper_through_the_polymarket_fee
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     left = W - time.time() % W
-    if left < 20:  # too late in this window for an entry: trade the next one
+    if left < 30:  # too late in this window for an entry or a quote: trade the next one
         time.sleep(left + 0.5)
     settings = load_settings(dict(env), home=tmp_path,
                              engine=EngineConfig(api_url=market_venue.base_url, tick_interval_s=0.02))
-    app = create_app(settings)
+    return create_app(settings), settings
+
+
+def test_the_window_strategy_trades_a_window_on_paper_through_the_polymarket_feed(
+    tmp_path: Path, market_venue: FakeTradingVenue, polymarket: tuple[FakePolymarketVenue, Shifted],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Arrange: a window strategy on the paper polymarket venue.
+    fake, fake_clock = polymarket
+    strategy = {"id": "window-btc", "kind": "window", "venue": "polymarket", "allocation": "100",
+                "params": {"trading": {"min_seconds_left": 5}}}
+    app, settings = _app(tmp_path, market_venue, fake, strategy, monkeypatch)
 
     with TestClient(app) as client:
         engine = app.state.trading_engine
@@ -128,3 +135,39 @@ def test_the_window_strategy_trades_a_window_on_paper_through_the_polymarket_fee
         assert broker.balances()["USDT"] == pytest.approx(starting + row.pnl, abs=Decimal("0.000001"))
         assert not engine.reconcile(engine.now())  # the portfolio and the paper venue agree after redemption
         assert client.get("/trading/status").status_code == 200
+
+
+def test_the_window_maker_quotes_on_paper_and_a_venue_trade_through_its_bid_fills_it(
+    tmp_path: Path, market_venue: FakeTradingVenue, polymarket: tuple[FakePolymarketVenue, Shifted],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Arrange: the window market maker on the paper polymarket venue, fair value 0.5.
+    fake, _ = polymarket
+    strategy = {"id": "window-mm", "kind": "window_mm", "venue": "polymarket", "allocation": "100"}
+    app, _ = _app(tmp_path, market_venue, fake, strategy, monkeypatch)
+
+    with TestClient(app):
+        engine = app.state.trading_engine
+        start = window_start_s(datetime.now(UTC))
+        up = outcome_handle(start, Outcome.UP)
+        wait_for(lambda: ("polymarket", up) in engine.portfolio.books)
+        engine.submit(SignalEvent("btc-updown-5m", 0.5, datetime.now(UTC)))
+        wait_for(lambda: any(o.order.symbol == up and o.order.price == Decimal("0.48") for o in _live(engine)))
+
+        # Act: another participant sells 5 at 0.47 on the venue, through our 0.48 bid (the feed's print).
+        polls = app.state.window_feed.polls
+        wait_for(lambda: app.state.window_feed.polls >= polls + 2)  # a poll began after the bid went live
+        fake.trade(fake.window(start).up, "0.47", "5")
+        wait_for(lambda: any(p.symbol == up for p in engine.portfolio.positions.values()))
+
+        # Assert: a maker fill of the traded size at our price, no fee; the rest of the bid still rests.
+        position = next(p for p in engine.portfolio.positions.values() if p.symbol == up)
+        assert (position.size, position.entry_price, position.entry_fees) == (Decimal(5), Decimal("0.48"), 0)
+        assert any(o.order.symbol == up and o.order.remaining == Decimal(15) for o in _live(engine))
+        assert not fake.orders
+
+
+def _live(engine: Any) -> list[Any]:
+    with engine._lock:
+        return [t for t in engine.execution("polymarket").tracked.values() if t.order.is_live]
+
