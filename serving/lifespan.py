@@ -31,6 +31,7 @@ from serving.shadow import install_shadow
 from serving.strategy_feed import StrategyFeed
 from serving.stream.runner import serving_stream
 from serving.trading_metrics import TRADING_COLLECTOR
+from serving.window_feed import start_window_feed
 
 log = logging.getLogger("alphatide.serving")
 
@@ -83,7 +84,7 @@ def _alerting(app: FastAPI, engine: Any) -> None:
 
 
 def _stop_alerting(app: FastAPI) -> None:
-    for name in ("strategy_feed", "ws_watch", "telegram"):
+    for name in ("strategy_feed", "window_feed", "ws_watch", "telegram"):
         part = getattr(app.state, name, None)
         if part is not None:
             part.stop()
@@ -110,6 +111,7 @@ def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncCont
                 TRADING_COLLECTOR.bind(engine, monitor, app)  # /metrics reads the engine on scrape
                 _alerting(app, engine)
                 app.state.strategy_feed = StrategyFeed(engine, deps.hub.publish).start()  # quote/window on /ws
+                app.state.window_feed = start_window_feed(engine)  # polymarket books/trades (paper windows)
             return HealthTee(engine, monitor) if engine is not None and monitor is not None else engine
 
         def detach() -> None:

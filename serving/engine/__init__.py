@@ -128,6 +128,10 @@ def build_broker(
         )
         if venue.mode == "live" and len(venue.credentials) < 2:
             raise ValueError("live mode needs ALPHATIDE_ENGINE__VENUE_API_KEY and ..._VENUE_API_SECRET")
+    if venue.name == "polymarket":  # window-market outcome tokens (issue 17.5): paper only for now
+        from serving.engine.window_paper import build_window_paper_broker
+
+        return build_window_paper_broker(settings, venue)
     if venue.mode == "live":
         return LiveBroker(
             venue.name,

@@ -73,6 +73,8 @@ class Reconciler:
         venue = ex.venue
         mismatches: list[str] = []
         venue_cash = balances.get(self.quote, Decimal(0))
+        # a window-market venue withholds taker fees in tokens; the portfolio paid them in cash (until redemption)
+        venue_cash -= getattr(ex.broker, "token_fees_held", lambda: Decimal(0))()
         local_cash = self.portfolio.cash.get(venue, Decimal(0))
         if abs(venue_cash - local_cash) > Decimal("0.01"):
             mismatches.append(f"{self.quote} cash: local {local_cash} vs venue {venue_cash}")
@@ -91,6 +93,8 @@ class Reconciler:
             try:
                 market = ex.market(symbol)
             except BrokerError:
+                continue
+            if "/" not in symbol:  # a window market's outcome token (a handle, no BASE/QUOTE): not per token
                 continue
             base, _ = base_quote(symbol)
             if is_derivative(symbol):
