@@ -31,7 +31,6 @@ from serving.shadow import install_shadow
 from serving.strategy_feed import StrategyFeed
 from serving.stream.runner import serving_stream
 from serving.trading_metrics import TRADING_COLLECTOR
-from serving.window_feed import start_window_feed
 
 log = logging.getLogger("alphatide.serving")
 
@@ -111,6 +110,8 @@ def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncCont
                 TRADING_COLLECTOR.bind(engine, monitor, app)  # /metrics reads the engine on scrape
                 _alerting(app, engine)
                 app.state.strategy_feed = StrategyFeed(engine, deps.hub.publish).start()  # quote/window on /ws
+                from serving.window_feed import start_window_feed  # ccxt.prediction only when it is used
+
                 app.state.window_feed = start_window_feed(engine)  # polymarket books/trades (paper windows)
             return HealthTee(engine, monitor) if engine is not None and monitor is not None else engine
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.config import load_settings
+from pipelines.config import EngineConfig, load_settings
 from pipelines.sim.window_books import WindowBookConfig
+from pipelines.trading.config import KillSwitchConfig, TradingConfig
 from serving.backtest.window import WindowBacktestSpec, run_window_backtest
 
 W0 = 1_772_445_600  # 2026-03-02 10:00 UTC, a window start
@@ -83,7 +84,11 @@ def test_window_maker_backtest_runs_the_registered_maker_and_settles_its_fills(t
         books=WindowBookConfig(seed=5, noise=0.0, trades_per_refresh=3.0, sweep_ticks=4),
     )
 
-    result = run_window_backtest(load_settings({}, home=tmp_path), spec)
+    # concentration judged on gross alone (no equity floor): after the two fills below the one window is
+    # all of the book and the switch stops adding, which keeps the hand-computed path to two fills
+    kill = KillSwitchConfig(concentration_min_book_share=0.0)
+    engine = EngineConfig(trading=TradingConfig(kill=kill))
+    result = run_window_backtest(load_settings({}, home=tmp_path, engine=engine), spec)
 
     row = result.windows[0]
     # bids 0.48 / 0.48 around 0.50; a sweep fills 20 Up at 0.48, the skew (2 cents for 20 shares long Up)
