@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from pipelines.config import EngineConfig, load_settings
@@ -17,25 +15,16 @@ from pipelines.trading.orders import Fill, Liquidity, Order, OrderKind, OrderSta
 from serving.engine import open_store
 from serving.engine.store import ClosedTrade, PositionRecord, TradingStore
 from tests.serving.engine.conftest import Harness
+from tests.serving.engine.pg_database import throwaway_database
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture
 def pg_dsn() -> Iterator[str]:
     """A unique database on the local PostgreSQL, dropped afterwards; skips when the server is absent."""
-    name = f"alphatide_engine_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432: {exc}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database("alphatide_engine_test") as dsn:
+        yield dsn
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from pipelines.trading.hedge.records import CycleRecord, summarize
 from pipelines.trading.hedge.store import HedgeStore, RecordWriter
 from pipelines.trading.orders import OrderState
+from tests.serving.engine.pg_database import throwaway_database
 from tests.serving.strategies.hedge_harness import Harness
-
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def three_cycles() -> list[CycleRecord]:
@@ -39,17 +36,9 @@ def three_cycles() -> list[CycleRecord]:
 
 @pytest.fixture
 def pg_dsn() -> Iterator[str]:
-    name = f"alphatide_hedge_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432: {exc}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """A unique database on the local PostgreSQL, dropped afterwards; skips when the server is absent."""
+    with throwaway_database("alphatide_hedge_test") as dsn:
+        yield dsn
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
