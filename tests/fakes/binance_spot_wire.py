@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from tests.fakes.matching import fmt
+
 TEST_API_KEY = "test-key-0123456789"
 TEST_API_SECRET = "test-secret-abcdefghij"
 FEE_RATE = Decimal("0.001")
@@ -41,12 +43,6 @@ class VenueOrder:
     @property
     def is_open(self) -> bool:
         return self.status in ("NEW", "PARTIALLY_FILLED")
-
-
-def fmt(value: Decimal) -> str:
-    """A decimal as Binance prints it: plain notation, no trailing zeros."""
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 @dataclass
