@@ -164,8 +164,42 @@ def book_features_at(queries: pl.DataFrame, book: pl.DataFrame, params: FeatureP
     ``book``: rows of `book_schema` in update order per symbol. Returns ``_qid`` plus the columns.
     """
     p = params
-    levels = p.book_levels
-    stale_us = _us(p.book_stale_s)
+    cum, cum_cols = _book_totals(book)
+    out = _book_levels(_book_state(queries, cum, p.book_levels), p)
+    windows = sorted({p.ofi_window_s, p.cancel_window_s})
+    out = out.join(_totals_before(queries, cum, pl.col("t"), cum_cols, "@0"), on="_qid")
+    for w in windows:
+        shifted = pl.col("t") - pl.duration(microseconds=_us(w))
+        out = out.join(_totals_before(queries, cum, shifted, cum_cols, f"@{w}"), on="_qid")
+
+    def window(col: str, w: int) -> pl.Expr:
+        return pl.col(f"{col}@0") - pl.col(f"{col}@{w}")
+
+    def covered(w: int) -> pl.Expr:
+        return pl.col("_fresh") & (pl.col("t") - pl.duration(microseconds=_us(w)) >= pl.col("_since"))
+
+    ofi = {
+        name: pl.when(covered(p.ofi_window_s)).then(_div(window(f"_ofi{d}", p.ofi_window_s), pl.col(f"_depth{d}")))
+        for name, d in OFI_LEVELS
+    }
+    cancel = pl.when(covered(p.cancel_window_s)).then(
+        _div(window("_removed", p.cancel_window_s), window("_added", p.cancel_window_s))
+    )
+    return out.select(
+        "_qid",
+        "spread_pct",
+        "bid_ask_imbalance",
+        "lob_depth_imbalance",
+        "microprice_dev",
+        cancel.alias("cancel_rate_1m"),
+        *(e.alias(n) for n, e in ofi.items()),
+    )
+
+
+def _book_totals(book: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """``book`` sorted per symbol with running totals of the multi-level OFI and the cancel-rate terms
+    (counted only on valid, non-resync updates) and ``_since``, the start of the current valid run;
+    returns the frame and the running-total column names."""
     b = book.sort("symbol", "ts", maintain_order=True)
     counted = pl.col("valid") & ~pl.col("resync")
 
@@ -195,10 +229,14 @@ def book_features_at(queries: pl.DataFrame, book: pl.DataFrame, params: FeatureP
         .then(pl.when(pl.col("resync")).then(pl.col("ts")).forward_fill().over("symbol"))
         .alias("_since"),
     ).with_columns(pl.col(c).cum_sum().over("symbol") for c in cum_cols)
+    return cum, cum_cols
 
-    # The last book row strictly before t (its levels and validity).
+
+def _book_state(queries: pl.DataFrame, cum: pl.DataFrame, levels: int) -> pl.DataFrame:
+    """For each query, the last book row strictly before t (its levels and validity, ``_bts`` its
+    time); sorted by ``_qid``."""
     state_cols = ["valid", "_since", *level_columns(levels)]
-    state = (
+    return (
         queries.select("_qid", "symbol", "t")
         .sort("t")
         .join_asof(
@@ -214,6 +252,14 @@ def book_features_at(queries: pl.DataFrame, book: pl.DataFrame, params: FeatureP
         )
         .sort("_qid")
     )
+
+
+def _book_levels(state: pl.DataFrame, p: FeatureParams) -> pl.DataFrame:
+    """The level features of each query's book row (null unless valid and at most `book_stale_s` old),
+    plus ``_fresh``, ``_since`` and the OFI depths ``_depth<d>`` the windowed features need."""
+    levels = p.book_levels
+    stale_us = _us(p.book_stale_s)
+    max_depth = OFI_LEVELS[-1][1]
     fresh = pl.col("valid").fill_null(False) & (pl.col("t") - pl.col("_bts") <= pl.duration(microseconds=stale_us))
     bp1, ap1, bq1, aq1 = (pl.col(c) for c in ("bid_px_1", "ask_px_1", "bid_qty_1", "ask_qty_1"))
     mid = (bp1 + ap1) / 2.0
@@ -228,7 +274,7 @@ def book_features_at(queries: pl.DataFrame, book: pl.DataFrame, params: FeatureP
     for m in range(1, max_depth + 1):
         dsum = dsum + (pl.col(f"bid_qty_{m}") + pl.col(f"ask_qty_{m}"))
         depths[m] = dsum
-    out = state.select(
+    return state.select(
         "_qid",
         "symbol",
         "t",
@@ -239,34 +285,6 @@ def book_features_at(queries: pl.DataFrame, book: pl.DataFrame, params: FeatureP
         pl.when(fresh).then(_div(bq1 - aq1, bq1 + aq1)).alias("bid_ask_imbalance"),
         pl.when(fresh).then(_div(bid_sum - ask_sum, bid_sum + ask_sum)).alias("lob_depth_imbalance"),
         pl.when(fresh).then(_div(micro - mid, mid)).alias("microprice_dev"),
-    )
-    windows = sorted({p.ofi_window_s, p.cancel_window_s})
-    out = out.join(_totals_before(queries, cum, pl.col("t"), cum_cols, "@0"), on="_qid")
-    for w in windows:
-        shifted = pl.col("t") - pl.duration(microseconds=_us(w))
-        out = out.join(_totals_before(queries, cum, shifted, cum_cols, f"@{w}"), on="_qid")
-
-    def window(col: str, w: int) -> pl.Expr:
-        return pl.col(f"{col}@0") - pl.col(f"{col}@{w}")
-
-    def covered(w: int) -> pl.Expr:
-        return pl.col("_fresh") & (pl.col("t") - pl.duration(microseconds=_us(w)) >= pl.col("_since"))
-
-    ofi = {
-        name: pl.when(covered(p.ofi_window_s)).then(_div(window(f"_ofi{d}", p.ofi_window_s), pl.col(f"_depth{d}")))
-        for name, d in OFI_LEVELS
-    }
-    cancel = pl.when(covered(p.cancel_window_s)).then(
-        _div(window("_removed", p.cancel_window_s), window("_added", p.cancel_window_s))
-    )
-    return out.select(
-        "_qid",
-        "spread_pct",
-        "bid_ask_imbalance",
-        "lob_depth_imbalance",
-        "microprice_dev",
-        cancel.alias("cancel_rate_1m"),
-        *(e.alias(n) for n, e in ofi.items()),
     )
 
 

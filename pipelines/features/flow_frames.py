@@ -95,7 +95,6 @@ def frames_from_events(events: Iterable[AnyEvent], params: FeatureParams = DEFAU
     a Python loop over events (the features on top of the frames are vectorized).
     """
     levels = params.book_levels
-    level_names = level_columns(levels)
     clock: dict[str, int] = {}
     first_trade: dict[str, int] = {}
     trackers: dict[str, BookTracker] = {}
@@ -149,6 +148,19 @@ def frames_from_events(events: Iterable[AnyEvent], params: FeatureParams = DEFAU
                         upd.removed,
                     )
                 )
+    return _event_frames(t_rows, l_rows, b_rows, first_trade, clock, levels)
+
+
+def _event_frames(
+    t_rows: list[tuple[str, int, float, float, bool]],
+    l_rows: list[tuple[str, int, float, float, bool]],
+    b_rows: list[tuple[object, ...]],
+    first_trade: dict[str, int],
+    clock: dict[str, int],
+    levels: int,
+) -> EventFrames:
+    """The collected rows of `frames_from_events` as typed frames (times µs UTC -> `TS_DTYPE`)."""
+    level_names = level_columns(levels)
     raw_ts = {"symbol": pl.String, "ts": pl.Int64, "price": pl.Float64, "qty": pl.Float64, "is_buy": pl.Boolean}
     trades = normalize_trades(pl.DataFrame(t_rows, schema=raw_ts, orient="row"))
     liqs = normalize_trades(pl.DataFrame(l_rows, schema=raw_ts, orient="row"))

@@ -110,13 +110,33 @@ class BarFeatures:
         """Add a closed bar (open time ``ts_us``); returns its candle features and ``kyle_lambda``.
 
         ``signed_quote``: the bar's aggressive buy minus sell quote volume, None when unknown.
+        Once per bar close (not per event): the feature groups are steps in a fixed order, each adding
+        its names to the result.
         """
-        p = self.p
         i = self.n
         self.n += 1
-        pc = self.prev_close
+        self._push_moves(h, lo, c, v)
         out: dict[str, Value] = {}
-        tr: Value = None
+        self._momentum(c, out)
+        out["adx_14"] = self._adx_step(i)
+        tp = self._money_flow(h, lo, c, v, out)
+        self._obv_slope(i, out)
+        self._regimes(ts_us, out)
+        # Hurst over the last hurst_window log closes: O(window x lags), once per bar.
+        self.log_closes.append(math.log(c) if c > 0.0 else math.nan)
+        out["hurst"] = self._hurst()
+        self._window_market(ts_us, o, c, out)
+        # Kyle's lambda: cov(return, signed volume) / var(signed volume) over the last kyle_window bars.
+        self.kyle_r.append(out["roc_1"])
+        self.kyle_sv.append(signed_quote)
+        out["kyle_lambda"] = self._kyle()
+
+        self.prev_close, self.prev_high, self.prev_low, self.prev_tp = c, h, lo, tp
+        return {k: _finite(v_) for k, v_ in out.items()}
+
+    def _push_moves(self, h: float, lo: float, c: float, v: float) -> None:
+        """Feed the bar's moves from the previous close into the Wilder averages and the buffers."""
+        pc = self.prev_close
         if pc is not None:
             tr = max(h - lo, abs(h - pc), abs(lo - pc))
             change = c - pc
@@ -136,7 +156,9 @@ class BarFeatures:
         self.volumes.append(v)
         self.obv_incr.append(obv_step)
 
-        # RSI, ATR.
+    def _momentum(self, c: float, out: dict[str, Value]) -> None:
+        """RSI, rates of change, Bollinger width, ATR."""
+        p = self.p
         g, lo_avg = self.avg_gain.value, self.avg_loss.value
         out["rsi_14"] = _div(100.0 * g, g + lo_avg) if g is not None and lo_avg is not None else None
         closes = self.closes
@@ -151,9 +173,10 @@ class BarFeatures:
         atr = self.atr.value
         out["atr_pct"] = _div(atr, c) if atr is not None else None
 
-        # ADX (TA-Lib): DX from bar n, first ADX the mean of n DX (undefined counted as 0), then Wilder
-        # with an undefined DX leaving the ADX unchanged.
-        n = p.adx_period
+    def _adx_step(self, i: int) -> Value:
+        """ADX after bar ``i`` (TA-Lib): DX from bar n, first ADX the mean of n DX (undefined counted as
+        0), then Wilder with an undefined DX leaving the ADX unchanged."""
+        n = self.p.adx_period
         dx: Value = None
         s_tr, s_pdm, s_mdm = self.s_tr.value, self.s_pdm.value, self.s_mdm.value
         if i >= n and s_tr is not None and s_pdm is not None and s_mdm is not None and s_tr != 0.0:
@@ -170,9 +193,11 @@ class BarFeatures:
             assert self.adx is not None
             a, old = 1.0 / n, self.adx_ewm_old
             self.adx = (old * self.adx + a * dx) / (old + a)
-        out["adx_14"] = self.adx
+        return self.adx
 
-        # MFI.
+    def _money_flow(self, h: float, lo: float, c: float, v: float, out: dict[str, Value]) -> float:
+        """MFI; returns the bar's typical price (the next bar's previous one)."""
+        p = self.p
         tp = (h + lo + c) / 3.0
         tp_prev = self.prev_tp
         if tp_prev is not None:
@@ -185,16 +210,21 @@ class BarFeatures:
             out["mfi_14"] = _div(100.0 * pos, pos + neg)
         else:
             out["mfi_14"] = None
+        return tp
 
-        # OBV slope per mean volume (FeatureParams.obv_slope_weights).
-        volumes = self.volumes
+    def _obv_slope(self, i: int, out: dict[str, Value]) -> None:
+        """OBV slope per mean volume (FeatureParams.obv_slope_weights)."""
+        p = self.p
         if i >= p.obv_slope_window - 1:
             num = math.fsum([w * s for w, s in zip(self.obv_weights, self.obv_incr, strict=True)])
-            out["obv_slope"] = _div(num, math.fsum(list(volumes)[-p.obv_slope_window :]) / p.obv_slope_window)
+            out["obv_slope"] = _div(num, math.fsum(list(self.volumes)[-p.obv_slope_window :]) / p.obv_slope_window)
         else:
             out["obv_slope"] = None
 
-        # Regime.
+    def _regimes(self, ts_us: int, out: dict[str, Value]) -> None:
+        """Volatility, trend, volume and time (session) regimes."""
+        p = self.p
+        closes, volumes = self.closes, self.volumes
         fast, slow = self.atr_fast.value, self.atr_slow.value
         out["vol_regime"] = _div(fast, slow) if fast is not None and slow is not None else None
         if len(closes) >= p.regime_slow:
@@ -212,11 +242,9 @@ class BarFeatures:
             out["trend_regime"] = out["volume_regime"] = None
         out["time_regime"] = p.session_code((ts_us // _US_PER_HOUR) % 24)
 
-        # Hurst over the last hurst_window log closes: O(window x lags), once per bar.
-        self.log_closes.append(math.log(c) if c > 0.0 else math.nan)
-        out["hurst"] = self._hurst()
-
-        # Window markets.
+    def _window_market(self, ts_us: int, o: float, c: float, out: dict[str, Value]) -> None:
+        """price_vs_open and time_decay of the window market containing the bar."""
+        p = self.p
         if self.window_applies:
             w_us = p.window_market_s * US_PER_S
             win = ts_us - ts_us % w_us
@@ -230,14 +258,6 @@ class BarFeatures:
             out["time_decay"] = (win + w_us - (ts_us + self.bar_us)) / w_us if aligned else None
         else:
             out["price_vs_open"] = out["time_decay"] = None
-
-        # Kyle's lambda: cov(return, signed volume) / var(signed volume) over the last kyle_window bars.
-        self.kyle_r.append(out["roc_1"])
-        self.kyle_sv.append(signed_quote)
-        out["kyle_lambda"] = self._kyle()
-
-        self.prev_close, self.prev_high, self.prev_low, self.prev_tp = c, h, lo, tp
-        return {k: _finite(v_) for k, v_ in out.items()}
 
     def _hurst(self) -> Value:
         p = self.p
