@@ -15,17 +15,16 @@ Layout under `<home>/lake` (all times UTC, microsecond precision, timezone-aware
 Writes go to a temporary file first and are renamed into place, so a crash never leaves half a file
 and re-writing a day replaces it whole (idempotent). `Lake.duckdb()` exposes all of it as views.
 A file that cannot be read raises `CorruptFileError` (an `OperatorError`) naming it.
+The chain tables (universe, features, quarantine, staging, `_state`) are `Lake` methods defined in
+`pipelines.lake_tables.ChainTables`.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -33,13 +32,13 @@ from pipelines.domain.candles import CANDLE_COLUMNS, TS_DTYPE, empty_candles, pa
 from pipelines.lake_io import (
     CorruptFileError,
     atomic_write_parquet,
-    atomic_write_text,
     collect,
     merge_rows,
     partition_key,
     read_parquet,
     read_parquet_files,
 )
+from pipelines.lake_tables import ChainTables
 from pipelines.marketdata.binance_capture import TRADES_SCHEMA
 
 if TYPE_CHECKING:  # duckdb (about 25 MB) is imported only by the code that queries the lake with SQL
@@ -102,7 +101,10 @@ def _day_files(base: Path, symbols: Iterable[str] | None, start: date | None, en
     return files
 
 
-class Lake:
+class Lake(ChainTables):
+    """The lake under ``root``: market data, gaps, markets and SQL views here; the chain tables
+    (universe, features, quarantine, staging, state) from `pipelines.lake_tables.ChainTables`."""
+
     keep_conflicts = False  # a staged batch keeps clashing rows for validation to name (`StagedLake`)
 
     def __init__(self, root: Path):
@@ -362,100 +364,3 @@ class Lake:
         if any(self.root.glob(tables["gaps"])):
             con.execute("CREATE OR REPLACE VIEW venue_outages AS SELECT * FROM gaps WHERE scope = 'venue_outage'")
         return con
-
-    # ---- dated tables ---------------------------------------------------------------------------
-    def write_universe(self, frame: pl.DataFrame, as_of: date) -> Path:
-        """Store the universe of `as_of`. Writing the same table again changes nothing; a different one
-        (thresholds changed, data corrected) replaces it and the old one is kept under `history/`, named
-        by when it was replaced (UTC), so every version a day ever had can be read back."""
-        folder = self.root / "universe" / f"date={as_of.isoformat()}"
-        target = folder / "universe.parquet"
-        if target.exists():
-            if read_parquet(target).equals(frame):
-                return target
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-            (folder / "history").mkdir(parents=True, exist_ok=True)
-            os.replace(target, folder / "history" / f"replaced_{stamp}.parquet")
-        atomic_write_parquet(frame, target)
-        return target
-
-    def universe_versions(self, as_of: date) -> list[Path]:
-        """Earlier versions of a date's universe, oldest first (the current one is not among them)."""
-        return sorted((self.root / "universe" / f"date={as_of.isoformat()}" / "history").glob("replaced_*.parquet"))
-
-    def universe_dates(self) -> list[date]:
-        return sorted(date.fromisoformat(p.name.split("=", 1)[1]) for p in (self.root / "universe").glob("date=*"))
-
-    def read_universe(self, as_of: date | None = None) -> pl.DataFrame | None:
-        """The universe of `as_of`, or of the newest stored date; None when none is stored."""
-        dates = self.universe_dates()
-        if not dates:
-            return None
-        day = as_of or dates[-1]
-        path = self.root / "universe" / f"date={day.isoformat()}" / "universe.parquet"
-        return read_parquet(path) if path.exists() else None
-
-    def _staged_universe_path(self, as_of: date) -> Path:
-        return self.root / "_staging" / "universe" / f"date={as_of.isoformat()}" / "universe.parquet"
-
-    def stage_universe(self, frame: pl.DataFrame, as_of: date) -> Path:
-        """Keep a selected universe aside; `publish_universe` makes it the served one (chain succeeded)."""
-        path = self._staged_universe_path(as_of)
-        atomic_write_parquet(frame, path)
-        return path
-
-    def publish_universe(self, as_of: date) -> Path | None:
-        """Store the staged universe of `as_of` (`write_universe`); None when nothing is staged for it."""
-        staged = self._staged_universe_path(as_of)
-        if not staged.exists():
-            return None
-        target = self.write_universe(read_parquet(staged), as_of)
-        staged.unlink()
-        return target
-
-    def features_path(self, timeframe: str) -> Path:
-        return self.root / "features" / f"timeframe={timeframe}" / "features.parquet"
-
-    def write_features(self, frame: pl.DataFrame, timeframe: str) -> Path:
-        target = self.features_path(timeframe)
-        atomic_write_parquet(frame, target)
-        return target
-
-    def read_features(self, timeframe: str) -> pl.DataFrame:
-        return read_parquet(self.features_path(timeframe))
-
-    def quarantine(self, batch_id: str, frame: pl.DataFrame, report: dict[str, Any]) -> Path:
-        folder = self.root / "quarantine" / batch_id
-        atomic_write_parquet(frame, folder / "candles.parquet")
-        atomic_write_text(json.dumps(report, indent=2, default=str), folder / "report.json")
-        return folder
-
-    def staging_dir(self, batch_id: str) -> Path:
-        return self.root / "_staging" / batch_id
-
-    def discard_staging(self, batch_id: str, keep_in: Path | None = None) -> None:
-        """Drop a staged batch (moved under `keep_in` when given, e.g. its quarantine folder)."""
-        folder = self.staging_dir(batch_id)
-        if not folder.exists():
-            return
-        if keep_in is None:
-            shutil.rmtree(folder)
-        else:
-            keep_in.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(keep_in, ignore_errors=True)
-            os.replace(folder, keep_in)
-
-    # ---- state handed between stages ------------------------------------------------------------
-    def write_state(self, name: str, payload: dict[str, Any]) -> None:
-        atomic_write_text(
-            json.dumps(payload, indent=2, sort_keys=True, default=str), self.root / "_state" / f"{name}.json"
-        )
-
-    def read_state(self, name: str) -> dict[str, Any] | None:
-        path = self.root / "_state" / f"{name}.json"
-        if not path.exists():
-            return None
-        try:
-            return json.loads(path.read_text())  # type: ignore[no-any-return]
-        except ValueError as exc:
-            raise CorruptFileError(f"corrupt state file {path}: {exc} (delete it and re-run the stage)") from exc

@@ -1,6 +1,8 @@
 """Batch order-flow, book, microstructure and liquidation features at given query times (polars).
 
-Inputs (all optional; what is absent gives null features):
+Inputs (all optional; what is absent gives null features) are the frames of
+`pipelines.features.flow_frames` (`EventFrames`, built by `frames_from_events`; those names are
+re-exported here):
 
 - trades: `bars.TRADE_SCHEMA` (``symbol``, ``ts``, ``price``, ``qty``, ``is_buy``).
 - book: one row per book update as recorded by `frames_from_events` (`book_schema`): ``symbol``, ``ts``,
@@ -23,15 +25,18 @@ How values at a query time ``t`` are formed (the live engine follows the same ru
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Literal
-
 import polars as pl
 
-from pipelines.domain.marketdata import BookDiff, BookSnapshot, BookTicker, CaptureEvent, Trade
 from pipelines.features.bars import TS_DTYPE, normalize_trades, volume_buckets
-from pipelines.features.book import BookTracker
+from pipelines.features.flow_frames import (
+    LIQUIDATION_SCHEMA,
+    AnyEvent,
+    EventFrames,
+    Liquidation,
+    book_schema,
+    frames_from_events,
+    level_columns,
+)
 from pipelines.features.spec import (
     AGGRESSOR_COLUMNS,
     DEFAULT_PARAMS,
@@ -40,147 +45,21 @@ from pipelines.features.spec import (
     FeatureParams,
 )
 
-LIQUIDATION_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String(),
-    "ts": TS_DTYPE,
-    "price": pl.Float64(),
-    "qty": pl.Float64(),
-    "is_buy": pl.Boolean(),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Liquidation:
-    """A forced (liquidation) order on a perpetual: ``side`` is the forced order's side.
-
-    ``"sell"`` closes a long (pressure down), ``"buy"`` closes a short. ``ts_us``: exchange time, µs UTC.
-    No capture parser produces these yet (the recorded USD-M streams have no ``forceOrder``); the type
-    belongs in `pipelines.domain.marketdata` once one does.
-    """
-
-    venue: str
-    symbol: str
-    ts_us: int
-    side: Literal["buy", "sell"]
-    price: float
-    qty: float
-
-
-def level_columns(levels: int) -> list[str]:
-    """Book level column names, bids then asks, level 1 first."""
-    return [f"{kind}_{m}" for kind in ("bid_px", "bid_qty", "ask_px", "ask_qty") for m in range(1, levels + 1)]
-
-
-def book_schema(levels: int) -> dict[str, pl.DataType]:
-    """Schema of the book frame (one row per applied or failed diff)."""
-    schema: dict[str, pl.DataType] = {
-        "symbol": pl.String(),
-        "ts": TS_DTYPE,
-        "valid": pl.Boolean(),
-        "resync": pl.Boolean(),
-    }
-    schema.update({name: pl.Float64() for name in level_columns(levels)})
-    schema.update({"added": pl.Float64(), "removed": pl.Float64()})
-    return schema
-
-
-@dataclass(frozen=True, slots=True)
-class EventFrames:
-    """A recorded event stream as frames: trades, book rows, liquidations, and per-symbol coverage
-    (``symbol``, ``start`` = first trade, ``end`` = last event time) for `bars.time_bars`."""
-
-    trades: pl.DataFrame
-    book: pl.DataFrame
-    liquidations: pl.DataFrame
-    coverage: pl.DataFrame
-
-
-AnyEvent = CaptureEvent | Trade | BookSnapshot | BookDiff | BookTicker | Liquidation
-
-
-def frames_from_events(events: Iterable[AnyEvent], params: FeatureParams = DEFAULT_PARAMS) -> EventFrames:
-    """Turn events in arrival order into the frames the batch features take.
-
-    Event time is the exchange time, clamped per symbol to the latest exchange time already seen
-    (``max(ts, clock)``): streams of one symbol arrive interleaved and a few ms out of order, and an
-    event cannot be placed before one that was already processed. The live engine applies the same
-    clamp, which is what makes its output comparable row for row. Book tickers are ignored (spot ones
-    carry no exchange time; the depth book is the book source). Runs the order-book builder, so this is
-    a Python loop over events (the features on top of the frames are vectorized).
-    """
-    levels = params.book_levels
-    level_names = level_columns(levels)
-    clock: dict[str, int] = {}
-    first_trade: dict[str, int] = {}
-    trackers: dict[str, BookTracker] = {}
-    t_rows: list[tuple[str, int, float, float, bool]] = []
-    l_rows: list[tuple[str, int, float, float, bool]] = []
-    b_rows: list[tuple[object, ...]] = []
-    empty_levels = (None,) * (4 * levels)
-    for item in events:
-        ev = item.event if isinstance(item, CaptureEvent) else item
-        if isinstance(ev, BookTicker):
-            continue
-        sym = ev.symbol
-        now = clock.get(sym)
-        ts = ev.ts_us
-        if ts is not None:
-            now = ts if now is None or ts > now else now
-            clock[sym] = now
-        if isinstance(ev, Trade):
-            assert now is not None
-            first_trade.setdefault(sym, now)
-            t_rows.append((sym, now, ev.price, ev.qty, ev.aggressor_side == "buy"))
-        elif isinstance(ev, Liquidation):
-            assert now is not None
-            l_rows.append((sym, now, ev.price, ev.qty, ev.side == "buy"))
-        else:
-            tracker = trackers.get(sym)
-            if tracker is None:
-                tracker = trackers[sym] = BookTracker(sym, ev.venue, levels)
-            if isinstance(ev, BookSnapshot):
-                upd = tracker.on_snapshot(ev, now if ev.ts_us is not None else None)
-            else:
-                assert now is not None
-                upd = tracker.on_diff(ev, now)
-            if upd is None:
-                continue
-            if upd.top is None:
-                b_rows.append((sym, upd.ts_us, False, False, *empty_levels, 0.0, 0.0))
-            else:
-                top = upd.top
-                b_rows.append(
-                    (
-                        sym,
-                        upd.ts_us,
-                        True,
-                        upd.resync,
-                        *_pad(top.bid_px, levels, None),
-                        *_pad(top.bid_qty, levels, 0.0),
-                        *_pad(top.ask_px, levels, None),
-                        *_pad(top.ask_qty, levels, 0.0),
-                        upd.added,
-                        upd.removed,
-                    )
-                )
-    raw_ts = {"symbol": pl.String, "ts": pl.Int64, "price": pl.Float64, "qty": pl.Float64, "is_buy": pl.Boolean}
-    trades = normalize_trades(pl.DataFrame(t_rows, schema=raw_ts, orient="row"))
-    liqs = normalize_trades(pl.DataFrame(l_rows, schema=raw_ts, orient="row"))
-    b_schema = {**book_schema(levels), "ts": pl.Int64()}
-    book = pl.DataFrame(b_rows, schema=b_schema, orient="row").with_columns(
-        pl.from_epoch("ts", time_unit="us").cast(TS_DTYPE)
-    )
-    assert book.columns == ["symbol", "ts", "valid", "resync", *level_names, "added", "removed"]
-    coverage = pl.DataFrame(
-        [(s, first_trade[s], clock[s]) for s in first_trade],
-        schema={"symbol": pl.String, "start": pl.Int64, "end": pl.Int64},
-        orient="row",
-    ).with_columns(pl.from_epoch(c, time_unit="us").cast(TS_DTYPE) for c in ("start", "end"))
-    return EventFrames(trades, book, liqs, coverage)
-
-
-def _pad(values: tuple[float, ...], n: int, fill: float | None) -> tuple[float | None, ...]:
-    return (*values, *((fill,) * (n - len(values))))
+__all__ = [
+    "LIQUIDATION_SCHEMA",
+    "AnyEvent",
+    "EventFrames",
+    "Liquidation",
+    "bar_flow_features",
+    "bar_signed_volume",
+    "book_features_at",
+    "book_schema",
+    "flow_features_at",
+    "frames_from_events",
+    "level_columns",
+    "liquidation_features_at",
+    "trade_features_at",
+]
 
 
 def _div(num: pl.Expr, den: pl.Expr) -> pl.Expr:
@@ -285,8 +164,42 @@ def book_features_at(queries: pl.DataFrame, book: pl.DataFrame, params: FeatureP
     ``book``: rows of `book_schema` in update order per symbol. Returns ``_qid`` plus the columns.
     """
     p = params
-    levels = p.book_levels
-    stale_us = _us(p.book_stale_s)
+    cum, cum_cols = _book_totals(book)
+    out = _book_levels(_book_state(queries, cum, p.book_levels), p)
+    windows = sorted({p.ofi_window_s, p.cancel_window_s})
+    out = out.join(_totals_before(queries, cum, pl.col("t"), cum_cols, "@0"), on="_qid")
+    for w in windows:
+        shifted = pl.col("t") - pl.duration(microseconds=_us(w))
+        out = out.join(_totals_before(queries, cum, shifted, cum_cols, f"@{w}"), on="_qid")
+
+    def window(col: str, w: int) -> pl.Expr:
+        return pl.col(f"{col}@0") - pl.col(f"{col}@{w}")
+
+    def covered(w: int) -> pl.Expr:
+        return pl.col("_fresh") & (pl.col("t") - pl.duration(microseconds=_us(w)) >= pl.col("_since"))
+
+    ofi = {
+        name: pl.when(covered(p.ofi_window_s)).then(_div(window(f"_ofi{d}", p.ofi_window_s), pl.col(f"_depth{d}")))
+        for name, d in OFI_LEVELS
+    }
+    cancel = pl.when(covered(p.cancel_window_s)).then(
+        _div(window("_removed", p.cancel_window_s), window("_added", p.cancel_window_s))
+    )
+    return out.select(
+        "_qid",
+        "spread_pct",
+        "bid_ask_imbalance",
+        "lob_depth_imbalance",
+        "microprice_dev",
+        cancel.alias("cancel_rate_1m"),
+        *(e.alias(n) for n, e in ofi.items()),
+    )
+
+
+def _book_totals(book: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """``book`` sorted per symbol with running totals of the multi-level OFI and the cancel-rate terms
+    (counted only on valid, non-resync updates) and ``_since``, the start of the current valid run;
+    returns the frame and the running-total column names."""
     b = book.sort("symbol", "ts", maintain_order=True)
     counted = pl.col("valid") & ~pl.col("resync")
 
@@ -316,10 +229,14 @@ def book_features_at(queries: pl.DataFrame, book: pl.DataFrame, params: FeatureP
         .then(pl.when(pl.col("resync")).then(pl.col("ts")).forward_fill().over("symbol"))
         .alias("_since"),
     ).with_columns(pl.col(c).cum_sum().over("symbol") for c in cum_cols)
+    return cum, cum_cols
 
-    # The last book row strictly before t (its levels and validity).
+
+def _book_state(queries: pl.DataFrame, cum: pl.DataFrame, levels: int) -> pl.DataFrame:
+    """For each query, the last book row strictly before t (its levels and validity, ``_bts`` its
+    time); sorted by ``_qid``."""
     state_cols = ["valid", "_since", *level_columns(levels)]
-    state = (
+    return (
         queries.select("_qid", "symbol", "t")
         .sort("t")
         .join_asof(
@@ -335,6 +252,14 @@ def book_features_at(queries: pl.DataFrame, book: pl.DataFrame, params: FeatureP
         )
         .sort("_qid")
     )
+
+
+def _book_levels(state: pl.DataFrame, p: FeatureParams) -> pl.DataFrame:
+    """The level features of each query's book row (null unless valid and at most `book_stale_s` old),
+    plus ``_fresh``, ``_since`` and the OFI depths ``_depth<d>`` the windowed features need."""
+    levels = p.book_levels
+    stale_us = _us(p.book_stale_s)
+    max_depth = OFI_LEVELS[-1][1]
     fresh = pl.col("valid").fill_null(False) & (pl.col("t") - pl.col("_bts") <= pl.duration(microseconds=stale_us))
     bp1, ap1, bq1, aq1 = (pl.col(c) for c in ("bid_px_1", "ask_px_1", "bid_qty_1", "ask_qty_1"))
     mid = (bp1 + ap1) / 2.0
@@ -349,7 +274,7 @@ def book_features_at(queries: pl.DataFrame, book: pl.DataFrame, params: FeatureP
     for m in range(1, max_depth + 1):
         dsum = dsum + (pl.col(f"bid_qty_{m}") + pl.col(f"ask_qty_{m}"))
         depths[m] = dsum
-    out = state.select(
+    return state.select(
         "_qid",
         "symbol",
         "t",
@@ -360,34 +285,6 @@ def book_features_at(queries: pl.DataFrame, book: pl.DataFrame, params: FeatureP
         pl.when(fresh).then(_div(bq1 - aq1, bq1 + aq1)).alias("bid_ask_imbalance"),
         pl.when(fresh).then(_div(bid_sum - ask_sum, bid_sum + ask_sum)).alias("lob_depth_imbalance"),
         pl.when(fresh).then(_div(micro - mid, mid)).alias("microprice_dev"),
-    )
-    windows = sorted({p.ofi_window_s, p.cancel_window_s})
-    out = out.join(_totals_before(queries, cum, pl.col("t"), cum_cols, "@0"), on="_qid")
-    for w in windows:
-        shifted = pl.col("t") - pl.duration(microseconds=_us(w))
-        out = out.join(_totals_before(queries, cum, shifted, cum_cols, f"@{w}"), on="_qid")
-
-    def window(col: str, w: int) -> pl.Expr:
-        return pl.col(f"{col}@0") - pl.col(f"{col}@{w}")
-
-    def covered(w: int) -> pl.Expr:
-        return pl.col("_fresh") & (pl.col("t") - pl.duration(microseconds=_us(w)) >= pl.col("_since"))
-
-    ofi = {
-        name: pl.when(covered(p.ofi_window_s)).then(_div(window(f"_ofi{d}", p.ofi_window_s), pl.col(f"_depth{d}")))
-        for name, d in OFI_LEVELS
-    }
-    cancel = pl.when(covered(p.cancel_window_s)).then(
-        _div(window("_removed", p.cancel_window_s), window("_added", p.cancel_window_s))
-    )
-    return out.select(
-        "_qid",
-        "spread_pct",
-        "bid_ask_imbalance",
-        "lob_depth_imbalance",
-        "microprice_dev",
-        cancel.alias("cancel_rate_1m"),
-        *(e.alias(n) for n, e in ofi.items()),
     )
 
 

@@ -1,8 +1,8 @@
-"""Order lifecycle, client order ids and the working-order policy (SPEC 11), scenario by scenario."""
+"""Order lifecycle and the working-order policy (SPEC 11), scenario by scenario (client order ids:
+test_order_ids.py)."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -33,10 +33,7 @@ from pipelines.trading.orders import (
     Rejected,
     WorkingOrder,
     WorkStatus,
-    client_order_id_time,
-    client_order_id_uuid,
     count_zombies,
-    is_our_order,
 )
 
 D = Decimal
@@ -201,57 +198,6 @@ def test_property_fills_accumulate_exactly_and_never_exceed_size(parts: list[int
     assert order.state is OrderState.FILLED
     assert order.average_price is not None
     assert D("3000") - len(lots) < order.average_price <= D("3000")
-
-
-# ---- client order ids ---------------------------------------------------------------------------------
-def test_client_order_id_format_fits_venue_limits() -> None:
-    ids = ClientOrderIdFactory(Clock(T0), prefix="at")
-
-    cid = ids.next_id()
-
-    assert re.fullmatch(r"at[0-9a-f]{32}", cid)
-    assert len(cid) <= 36
-    assert client_order_id_uuid(cid).version == 7
-    assert client_order_id_time(cid) == T0
-    assert is_our_order(cid, "at")
-    assert not is_our_order("web_12345", "at")
-
-
-def test_client_order_ids_increase_within_a_process_even_if_the_clock_steps_back() -> None:
-    clock = Clock(T0)
-    ids = ClientOrderIdFactory(clock)
-
-    first = [ids.next_id() for _ in range(100)]
-    clock.now = T0 - timedelta(seconds=5)
-    after_step_back = [ids.next_id() for _ in range(100)]
-
-    sequence = first + after_step_back
-    assert sequence == sorted(sequence)
-    assert len(set(sequence)) == len(sequence)
-
-
-def test_client_order_ids_are_unique_across_two_processes_and_a_restart() -> None:
-    # Arrange: two processes with the same wall clock, then process A restarts with its clock 2 s behind.
-    same_instant = Clock(T0)
-    process_a = ClientOrderIdFactory(same_instant)
-    process_b = ClientOrderIdFactory(same_instant)
-
-    # Act
-    ids_a = {process_a.next_id() for _ in range(5000)}
-    ids_b = {process_b.next_id() for _ in range(5000)}
-    restarted_a = ClientOrderIdFactory(Clock(T0 - timedelta(seconds=2)))
-    ids_a_after_restart = {restarted_a.next_id() for _ in range(5000)}
-
-    # Assert
-    assert len(ids_a) == len(ids_b) == len(ids_a_after_restart) == 5000
-    assert ids_a.isdisjoint(ids_b)
-    assert ids_a.isdisjoint(ids_a_after_restart)
-    assert ids_b.isdisjoint(ids_a_after_restart)
-
-
-def test_client_order_id_prefix_is_validated() -> None:
-    with pytest.raises(ValueError, match="prefix"):
-        ClientOrderIdFactory(Clock(T0), prefix="alphatide")
 
 
 # ---- working-order policy --------------------------------------------------------------------------------
