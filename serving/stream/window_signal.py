@@ -31,6 +31,7 @@ cfg has a `signal_symbol`); then a champion watcher thread reading the registry'
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -98,12 +99,17 @@ class WindowSignal:
         self.reason: str | None = None
         self._logged: set[tuple[str | None, str]] = set()
         self.last: Any = None  # the last SignalEvent
+        self.last_row: dict[str, float | None] | None = None  # the scoring row behind it
         self.signals = 0
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def activate(self, engine: Any) -> bool:
         """Serve the engine's window strategies (idempotent); False (and no cost) when it has none."""
-        symbols = sorted({s for s in _signal_symbols(engine, self.reference_symbol, self.window_s)})
+        return self.serve(_signal_symbols(engine, self.reference_symbol, self.window_s))
+
+    def serve(self, signal_symbols: Iterable[str]) -> bool:
+        """Score for these window signal symbols from now on (starts the champion watcher once)."""
+        symbols = sorted(set(signal_symbols))
         if not symbols:
             return False
         self.signal_symbols = tuple(symbols)
@@ -151,7 +157,7 @@ class WindowSignal:
         for symbol in self.signal_symbols:
             WINDOW_P_UP.labels(symbol=symbol).set(scored.p_up)
         WINDOW_SIGNALS.labels(outcome="scored").inc()
-        self.reason, self.last = None, events[0]
+        self.reason, self.last, self.last_row = None, events[0], values
         self.signals += 1
         return events
 
