@@ -100,8 +100,8 @@ def test_the_window_strategy_enters_on_the_streams_window_signal(
         try:
             feed(pipe, pl.concat([before.tail(5), rising]))
             wait_for(lambda: any(p.symbol == up for p in engine.portfolio.positions.values()))
-            message = ws.receive_json()
-            while message["type"] != "window":
+            message = ws.receive_json()  # the strategy feed publishes the strategy's newest signal: the last
+            while message["type"] != "window" or datetime.fromisoformat(message["signal_time"]) != boundary:
                 message = ws.receive_json()
             status = client.get("/trading/status").json()
         finally:
