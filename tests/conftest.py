@@ -1,15 +1,18 @@
-"""Shared fixtures: where the recorded market data lives, and a temporary alphatide home."""
+"""Shared fixtures: where the recorded market data lives, a temporary alphatide home, a headless browser."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from bench.common import shared_data_dir
+from tests.browser import launch_chromium
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,3 +34,10 @@ def shared_data() -> Path:
     if not (path / "binance_spot_candles").is_dir():
         pytest.skip(f"recorded market data not found at {path} (set SHARED_DATA_DIR); realdata test")
     return path
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A headless Chromium (`tests.browser.launch_chromium`); skips when playwright or chromium is missing."""
+    with launch_chromium() as launched:
+        yield launched

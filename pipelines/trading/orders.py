@@ -563,28 +563,7 @@ class OrderManager:
         elapsed = (now - work.created_at).total_seconds()
         live = work.live_child()
         if live is not None:
-            if live.state is OrderState.CANCEL_REQUESTED:
-                return []  # wait for the venue to confirm before anything else
-            if elapsed >= cfg.ttl_seconds:
-                return [self._cancel(live, now, f"time to live {cfg.ttl_seconds:.0f}s reached")]
-            if (
-                self._taker_due(work, live, elapsed)
-                and book is not None
-                and self._book_problem(book, now) is None
-            ):
-                price = self._taker_price(work, book)
-                if price is not None:
-                    work.taker_pending = True
-                    ratio = work.filled / work.target_size
-                    return [
-                        self._cancel(
-                            live,
-                            now,
-                            f"taker fallback: {ratio:.0%} filled after {elapsed:.1f}s "
-                            f"< {cfg.taker_fallback_max_filled_ratio:.0%}",
-                        )
-                    ]
-            return []
+            return self._while_live(work, live, book, now, elapsed)
 
         if round_size(work.market, work.remaining) <= 0:
             work.finish(WorkStatus.COMPLETED, f"filled {work.filled} of {work.target_size}")
@@ -622,6 +601,31 @@ class OrderManager:
             now,
             "re-quote remainder at the same price",
         )
+
+    def _while_live(
+        self, work: WorkingOrder, live: Order, book: BookTop | None, now: datetime, elapsed: float
+    ) -> list[OrderAction]:
+        """A child is on the venue: cancel it at the time to live, or to make room for the taker fallback;
+        otherwise leave it working. `elapsed` is seconds since `work` was created."""
+        cfg = self.cfg
+        if live.state is OrderState.CANCEL_REQUESTED:
+            return []  # wait for the venue to confirm before anything else
+        if elapsed >= cfg.ttl_seconds:
+            return [self._cancel(live, now, f"time to live {cfg.ttl_seconds:.0f}s reached")]
+        if self._taker_due(work, live, elapsed) and book is not None and self._book_problem(book, now) is None:
+            price = self._taker_price(work, book)
+            if price is not None:
+                work.taker_pending = True
+                ratio = work.filled / work.target_size
+                return [
+                    self._cancel(
+                        live,
+                        now,
+                        f"taker fallback: {ratio:.0%} filled after {elapsed:.1f}s "
+                        f"< {cfg.taker_fallback_max_filled_ratio:.0%}",
+                    )
+                ]
+        return []
 
     # ---- internals ----------------------------------------------------------------------------
     def _place(

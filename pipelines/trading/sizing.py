@@ -262,25 +262,7 @@ def size_position(
         last = cfg.open_position_tiers[-1].max_open
         return _zero(price, 0.0, factors, f"{inputs.open_positions} open positions > {last}: no new entry")
 
-    fraction = min(kelly, cfg.kelly_cap)
-    factors.append(("kelly", fraction))
-    factors.append(("confidence", inputs.confidence))
-    regime, _notes = regime_factor(inputs.vpin, inputs.kyle_lambda, inputs.kyle_lambda_threshold, cfg)
-    factors.append(("regime", regime))
-    factors.append(("open_positions", positions_mult))
-    corr = inputs.max_correlation_with_open
-    if corr is not None and (math.isnan(corr) or corr > cfg.correlation_threshold):
-        factors.append(("correlation", cfg.correlation_factor))
-    if inputs.new_listing:
-        factors.append(("new_listing", cfg.new_listing_factor))
-    factors.append(("risk", inputs.risk_multiplier))
-    for _name, value in factors[1:]:
-        fraction *= value
-    trade_cap = cfg.max_trade_fraction_major if inputs.is_major else cfg.max_trade_fraction_alt
-    if fraction > trade_cap:
-        fraction = trade_cap
-        factors.append(("per_trade_cap", trade_cap))
-
+    fraction = _scaled_fraction(kelly, inputs, cfg, positions_mult, factors)
     base_equity = inputs.equity
     if inputs.bankroll_cap is not None:
         base_equity = min(base_equity, inputs.bankroll_cap)
@@ -301,6 +283,32 @@ def size_position(
             return SizeResult(price, raised.size, fraction, tuple(factors), None, raised.note)
         reason = raised.reason or reason
     return _zero(price, fraction, factors, reason)
+
+
+def _scaled_fraction(
+    kelly: float, inputs: SizingInputs, cfg: SizingConfig, positions_mult: float, factors: list[tuple[str, float]]
+) -> float:
+    """Capped Kelly x every multiplier (confidence, regime, open positions, correlation, new listing,
+    risk), then the per-trade cap; each factor applied is appended to `factors` (the report's order)."""
+    fraction = min(kelly, cfg.kelly_cap)
+    factors.append(("kelly", fraction))
+    factors.append(("confidence", inputs.confidence))
+    regime, _notes = regime_factor(inputs.vpin, inputs.kyle_lambda, inputs.kyle_lambda_threshold, cfg)
+    factors.append(("regime", regime))
+    factors.append(("open_positions", positions_mult))
+    corr = inputs.max_correlation_with_open
+    if corr is not None and (math.isnan(corr) or corr > cfg.correlation_threshold):
+        factors.append(("correlation", cfg.correlation_factor))
+    if inputs.new_listing:
+        factors.append(("new_listing", cfg.new_listing_factor))
+    factors.append(("risk", inputs.risk_multiplier))
+    for _name, value in factors[1:]:
+        fraction *= value
+    trade_cap = cfg.max_trade_fraction_major if inputs.is_major else cfg.max_trade_fraction_alt
+    if fraction > trade_cap:
+        fraction = trade_cap
+        factors.append(("per_trade_cap", trade_cap))
+    return fraction
 
 
 def binary_kelly(p_win: float, price: float, cfg: SizingConfig) -> tuple[float, str | None]:

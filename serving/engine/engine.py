@@ -5,7 +5,8 @@ Components: `Portfolio`, one `Execution` per venue (over a `Broker`), `Risk` (ev
 (`serving.engine.strategy.Strategy`, each with its own `EngineContext`); helpers in `routing`.
 
 State changes only under one lock, from the caller of `handle`/`tick` (tests, replays: deterministic,
-clock injected) or the engine's worker thread (`start()`: events queued by `submit`, a timer for `tick`).
+clock injected) or the engine's worker thread (`start()`: events queued by `submit`, a timer for `tick`;
+`serving.engine.worker`).
 
 Routing:
 - BookEvent / TradeEvent: portfolio marks -> the venue's broker (paper matching) -> working orders ->
@@ -22,9 +23,7 @@ Routing:
 from __future__ import annotations
 
 import logging
-import queue
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -51,6 +50,7 @@ from serving.engine.reconcile import Reconciler
 from serving.engine.risk import Risk
 from serving.engine.status import Decision, EngineStatus, PositionSnapshot, engine_status, position_snapshots
 from serving.engine.strategy import FillEvent, OrderIntent, RiskLimits, Strategy, SubmitResult
+from serving.engine.worker import EngineWorker
 
 log = logging.getLogger("alphatide.engine")
 
@@ -104,10 +104,13 @@ class TradingEngine:
         self._pause_seen = False
         self._pending_fills: dict[str, list[FillEvent]] = {}
         self._lock = threading.RLock()
-        self._queue: queue.Queue[EngineEvent] = queue.Queue(maxsize=cfg.max_queue)
-        self.dropped = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.worker = EngineWorker(
+            self._lock,
+            lambda event: self.handle(event),
+            lambda: self.tick(),
+            tick_interval_s=cfg.tick_interval_s,
+            max_queue=cfg.max_queue,
+        )
         self._recovered = False
 
     # ================================================================ accessors (and compatibility)
@@ -160,7 +163,12 @@ class TradingEngine:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        return self.worker.running
+
+    @property
+    def dropped(self) -> int:
+        """Events `submit` refused because the worker's queue was full."""
+        return self.worker.dropped
 
     def strategy(self, strategy_id: str) -> Strategy:
         return self.strategies[strategy_id]
@@ -181,18 +189,13 @@ class TradingEngine:
         with self._lock:
             if not self._recovered:
                 self.recover()
-        if background and self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="alphatide-engine", daemon=True)
-            self._thread.start()
+        if background:
+            self.worker.start()
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """Graceful stop: no new entries, cancel resting orders, persist everything, stop the worker."""
         self.risk.accepting_entries = False
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
+        self.worker.stop(timeout_s)
         with self._lock:
             now = self.now()
             self._each(lambda s, ctx: s.on_stop(ctx))
@@ -205,29 +208,7 @@ class TradingEngine:
 
     def submit(self, event: EngineEvent) -> bool:
         """Queue an event for the worker (never blocks the stream); False when the queue was full."""
-        try:
-            self._queue.put_nowait(event)
-            return True
-        except queue.Full:
-            self.dropped += 1
-            return False
-
-    def _run(self) -> None:
-        next_tick = 0.0
-        while not self._stop.is_set():
-            try:
-                event = self._queue.get(timeout=self.cfg.tick_interval_s)
-            except queue.Empty:
-                event = None
-            try:
-                with self._lock:
-                    if event is not None:
-                        self.handle(event)
-                    if time.monotonic() >= next_tick:
-                        self.tick()
-                        next_tick = time.monotonic() + self.cfg.tick_interval_s
-            except Exception:  # keep trading on the next event; the error is in the log
-                log.exception("engine worker: event handling failed")
+        return self.worker.submit(event)
 
     def recover(self) -> None:
         """Rebuild from the store, settle orders live at the crash, clean start, reconcile, start strategies."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,10 +29,9 @@ import pytest
 from pipelines.airflow_runner import airflow_environment, unpause_chain
 from pipelines.airflow_wiring import CHAIN_DAGS
 from pipelines.config import Settings, load_settings
+from tests.browser import screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "tests" / "artifacts"
 USER = "admin"
 STARTUP_TIMEOUT_S = 420.0  # standalone migrates, then parses six DAG files importing polars/MLflow/Feast
 CHAIN_TIMEOUT_S = 1200.0  # a bound, not a speed goal: two loaded cores shared with other jobs
@@ -42,9 +40,6 @@ SMALL_CHAIN = {
     "ALPHATIDE_DATA__HISTORY_DAYS": "8", "ALPHATIDE_MODEL__ITERATIONS": "40",
     "ALPHATIDE_MODEL__SEQUENCE_TOWER": "false", "ALPHATIDE_UNIVERSE__SIZE": "1",
 }
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip: playwright)")
-
 
 @dataclass(frozen=True)
 class Airflow:
@@ -103,19 +98,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.is_file() and shutil.which("chromium") is None:
-        pytest.skip("Debian's chromium is missing (apt-get install -y chromium)")
-    executable = str(CHROMIUM) if CHROMIUM.is_file() else str(shutil.which("chromium"))
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture
 def airflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, browser: Any) -> Iterator[Airflow]:
     """`make airflow` on a fresh home: unpause the consumers, then `airflow standalone` on a free port."""
     port = _free_port()
@@ -165,7 +147,7 @@ def _trigger_in_the_ui(page: Any, airflow: Airflow) -> str:
         if mine:
             return str(mine[0]["dag_run_id"])
         time.sleep(2)
-    page.screenshot(path=str(ARTIFACTS / "airflow_ui_trigger.png"))
+    screenshot(page, "airflow_ui_trigger.png")
     pytest.fail("the Trigger click made no run of alphatide_universe within 180 s")
 
 
@@ -212,7 +194,6 @@ def _chain_from(airflow: Airflow, clicked: str) -> dict[str, dict[str, Any]]:
 def test_a_click_on_trigger_in_the_ui_runs_every_dag_of_the_chain_to_success_under_the_scheduler(
     airflow: Airflow, browser: Any
 ) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     started = time.monotonic()
 
@@ -222,7 +203,7 @@ def test_a_click_on_trigger_in_the_ui_runs_every_dag_of_the_chain_to_success_und
     states = {d: traced[d]["state"] if d in traced else "no run" for d in CHAIN_DAGS}
     page.goto(f"{airflow.url}/dags/alphatide_universe/runs/{urllib.parse.quote(clicked, safe='')}")
     page.wait_for_timeout(3000)
-    page.screenshot(path=str(ARTIFACTS / "airflow_ui_trigger.png"), full_page=True)
+    screenshot(page, "airflow_ui_trigger.png", full_page=True)
     print(f"chain after the click: {states} in {time.monotonic() - started:.0f} s")
     assert states == dict.fromkeys(CHAIN_DAGS, "success"), (
         f"{states}; task logs under {airflow.settings.airflow_home / 'logs'}\n{airflow.log.read_text()[-3000:]}"

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.fakes.aio_venue import AioVenue, WsConn
-from tests.fakes.matching import Matcher, MFill, MOrder
+from tests.fakes.matching import Matcher, MFill, MOrder, fmt
 
 SEED = bytes(range(1, 33))  # the test account's ed25519 secret seed
 TICK, STEP = Decimal("0.1"), Decimal("0.00001")
@@ -60,11 +60,6 @@ ERRORS = {
 }
 STATUS = {"canceled": "Cancelled", "expired": "Expired", "filled": "Filled"}
 EVENTS = {"accepted": "orderAccepted", "fill": "orderFill", "canceled": "orderCancelled", "expired": "orderExpired"}
-
-
-def fmt(value: Decimal) -> str:
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def signing_payload(instruction: str, params: dict[str, Any], ts: str, window: str) -> str:
@@ -211,9 +206,7 @@ class FakeBackpack(AioVenue):
         }
 
     def _depth(self, symbol: str) -> dict[str, Any]:
-        top = self.matcher.books.get(symbol)
-        bids = [[fmt(top.bid), fmt(top.bid_qty)]] if top else []
-        asks = [[fmt(top.ask), fmt(top.ask_qty)]] if top else []
+        bids, asks = self.matcher.depth(symbol)
         return {"asks": asks, "bids": bids, "lastUpdateId": "1", "timestamp": int(time.time() * 1_000_000)}
 
     @staticmethod
@@ -275,8 +268,7 @@ class FakeBackpack(AioVenue):
             if symbol in self.matcher.spot or size == 0:
                 continue
             entry = self.matcher.entry.get(symbol, Decimal(0))
-            top = self.matcher.books.get(symbol)
-            mark = (top.bid + top.ask) / 2 if top else entry
+            mark = self.matcher.mark(symbol, entry)
             out.append(
                 {
                     "symbol": symbol,

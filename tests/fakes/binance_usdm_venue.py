@@ -39,7 +39,7 @@ from urllib.parse import parse_qsl
 
 from pipelines.marketdata.binance_wire import usdm_symbol_info
 from tests.fakes.aio_venue import AioVenue, WsConn
-from tests.fakes.matching import Matcher, MFill, MOrder
+from tests.fakes.matching import Matcher, MFill, MOrder, fmt
 
 TEST_USDM_KEY = "usdm-test-key-0123456789"
 TEST_USDM_SECRET = "usdm-test-secret-abcdefghij"
@@ -58,11 +58,6 @@ ERRORS = {
 _UNKNOWN = "Timeout waiting for response from backend server. Send status unknown; execution status unknown."
 STATUS = {"canceled": "CANCELED", "expired": "EXPIRED", "filled": "FILLED"}
 EXEC = {"accepted": "NEW", "fill": "TRADE", "canceled": "CANCELED", "expired": "EXPIRED"}
-
-
-def fmt(value: Decimal) -> str:
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 class FakeBinanceUsdm(AioVenue):
@@ -249,8 +244,7 @@ class FakeBinanceUsdm(AioVenue):
                 continue
             size = self.matcher.positions.get(symbol, Decimal(0))
             entry = self.matcher.entry.get(symbol, Decimal(0))
-            top = self.matcher.books.get(symbol)
-            mark = (top.bid + top.ask) / 2 if top else entry
+            mark = self.matcher.mark(symbol, entry)
             out.append(
                 {
                     "symbol": symbol,
@@ -300,15 +294,9 @@ class FakeBinanceUsdm(AioVenue):
         }
 
     def _depth(self, symbol: str) -> dict[str, Any]:
-        top = self.matcher.books.get(symbol)
+        bids, asks = self.matcher.depth(symbol)
         now = int(time.time() * 1000)
-        return {
-            "lastUpdateId": 1,
-            "E": now,
-            "T": now,
-            "bids": [[fmt(top.bid), fmt(top.bid_qty)]] if top else [],
-            "asks": [[fmt(top.ask), fmt(top.ask_qty)]] if top else [],
-        }
+        return {"lastUpdateId": 1, "E": now, "T": now, "bids": bids, "asks": asks}
 
     @staticmethod
     def _status(o: MOrder) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qs, urlparse
@@ -53,3 +54,49 @@ class LocalJsonVenue:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+RestHandle = Callable[[str, str, str, str | None], tuple[int, Any]]
+"""`handle(method, path, raw, api_key) -> (status, body)`: `raw` is the query string (GET/DELETE) or the
+form body (POST), `api_key` the API-key header or None; status `DROP` closes without a reply."""
+
+
+def rest_json_server(handle: RestHandle, api_key_header: str) -> ThreadingHTTPServer:
+    """An HTTP/1.1 keep-alive server on 127.0.0.1 (ephemeral port) for signed GET/POST/DELETE endpoints
+    answering JSON (not started: run `serve_forever` in a thread)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _serve(self, method: str) -> None:
+            url = urlparse(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode() if length else ""
+            raw = body if method == "POST" else url.query
+            status, payload = handle(method, url.path, raw, self.headers.get(api_key_header))
+            if status == DROP:
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._serve("GET")
+
+        def do_POST(self) -> None:
+            self._serve("POST")
+
+        def do_DELETE(self) -> None:
+            self._serve("DELETE")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    return server

@@ -26,6 +26,12 @@ from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 
 
+def fmt(value: Decimal) -> str:
+    """A decimal as the venues print it: plain notation, no trailing zeros ("60000", "0.001")."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 @dataclass
 class Top:
     bid: Decimal
@@ -143,6 +149,19 @@ class Matcher:
     def open_orders(self, symbol: str | None = None) -> list[MOrder]:
         with self.lock:
             return [o for o in self.orders.values() if o.is_open and symbol in (None, o.symbol)]
+
+    # ---- book views (the wire shapes of each venue wrap these) --------------------------------------
+    def depth(self, symbol: str) -> tuple[list[list[str]], list[list[str]]]:
+        """The book top as (bids, asks) of one `[price, size]` text level each; both empty without a book."""
+        top = self.books.get(symbol)
+        if top is None:
+            return [], []
+        return [[fmt(top.bid), fmt(top.bid_qty)]], [[fmt(top.ask), fmt(top.ask_qty)]]
+
+    def mark(self, symbol: str, fallback: Decimal) -> Decimal:
+        """The mid of the book top, or `fallback` (e.g. the entry price) when no book is set."""
+        top = self.books.get(symbol)
+        return (top.bid + top.ask) / 2 if top else fallback
 
     # ---- venue operations ------------------------------------------------------------------------
     def available(self) -> Decimal:

@@ -26,67 +26,38 @@ request (method, path, params). State lives in this process, so an engine subpro
 restarted against the same venue. `listeners` hear every execution report (order, execution type NEW /
 TRADE / CANCELED / EXPIRED, the trade or None), for a user data stream to format
 (`tests.fakes.binance_spot_stream`).
+
+Layout: the wire shapes (order and account JSON, the signature check, the test keys) live in
+`tests.fakes.binance_spot_wire`, the HTTP server in `tests.fakes.json_http.rest_json_server`; this module
+is the venue's state, matching and routes, and re-exports the names tests import from it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
-import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlparse
+from urllib.parse import parse_qsl
 
 from pipelines.marketdata.binance_wire import spot_symbol_info
+from tests.fakes.binance_spot_wire import (  # re-exported: tests import them from here
+    FEE_RATE,
+    TEST_API_KEY,
+    TEST_API_SECRET,
+    Book,
+    VenueOrder,
+    account_json,
+    auth_problem,
+    fmt,
+    order_json,
+)
+from tests.fakes.json_http import DROP, rest_json_server
 
-TEST_API_KEY = "test-key-0123456789"
-TEST_API_SECRET = "test-secret-abcdefghij"
-FEE_RATE = Decimal("0.001")
-
-
-@dataclass
-class VenueOrder:
-    order_id: int
-    client_order_id: str
-    symbol: str  # venue id, e.g. BTCUSDT
-    side: str  # BUY / SELL
-    type: str  # LIMIT / LIMIT_MAKER
-    time_in_force: str
-    price: Decimal
-    orig_qty: Decimal
-    time_ms: int
-    executed_qty: Decimal = Decimal(0)
-    quote_qty: Decimal = Decimal(0)
-    status: str = "NEW"
-    update_ms: int = 0
-    fills: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def remaining(self) -> Decimal:
-        return self.orig_qty - self.executed_qty
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in ("NEW", "PARTIALLY_FILLED")
-
-
-@dataclass
-class Book:
-    bid: Decimal
-    ask: Decimal
-    bid_qty: Decimal
-    ask_qty: Decimal
-
-
-def _fmt(value: Decimal) -> str:
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
+_fmt = fmt  # the old private name (tests.fakes.binance_spot_stream imports it)
+__all__ = ["FEE_RATE", "TEST_API_KEY", "TEST_API_SECRET", "Book", "FakeTradingVenue", "VenueOrder", "_fmt"]
 
 
 class FakeTradingVenue:
@@ -120,42 +91,7 @@ class FakeTradingVenue:
         self._ids = itertools.count(1000)
         self._trade_ids = itertools.count(50_000)
         self._lock = threading.RLock()
-        venue = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _serve(self, method: str) -> None:
-                url = urlparse(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode() if length else ""
-                raw = body if method == "POST" else url.query
-                status, payload = venue.handle(method, url.path, raw, self.headers.get("X-MBX-APIKEY"))
-                if status == -1:
-                    self.close_connection = True
-                    self.connection.shutdown(2)
-                    return
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                self._serve("GET")
-
-            def do_POST(self) -> None:
-                self._serve("POST")
-
-            def do_DELETE(self) -> None:
-                self._serve("DELETE")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = rest_json_server(self.handle, "X-MBX-APIKEY")
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     # ---- lifecycle ------------------------------------------------------------------------------
@@ -257,14 +193,14 @@ class FakeTradingVenue:
                 }
             if self.drops > 0:
                 self.drops -= 1
-                return -1, None
+                return DROP, None
             if self.rate_limited > 0:
                 self.rate_limited -= 1
                 return 429, {
                     "code": -1003,
                     "msg": "Too many requests; current limit is 6000 request weight per 1 MINUTE.",
                 }
-            problem = self._auth_problem(raw, api_key)
+            problem = auth_problem(raw, api_key, self.api_key, self.api_secret)
             if problem is not None:
                 return problem
             route = {
@@ -281,17 +217,8 @@ class FakeTradingVenue:
             answer = route(params)
             if self.lost_answers > 0:
                 self.lost_answers -= 1
-                return -1, None
+                return DROP, None
             return answer
-
-    def _auth_problem(self, raw: str, api_key: str | None) -> tuple[int, Any] | None:
-        if api_key != self.api_key:
-            return 401, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
-        payload, sep, signature = raw.rpartition("&signature=")
-        expected = hmac.new(self.api_secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-        if not sep or not hmac.compare_digest(signature, expected):
-            return 400, {"code": -1022, "msg": "Signature for this request is not valid."}
-        return None
 
     def _vid(self, symbol: str) -> str:
         return symbol.replace("/", "")
@@ -344,10 +271,10 @@ class FakeTradingVenue:
             "id": next(self._trade_ids),
             "orderId": order.order_id,
             "orderListId": -1,
-            "price": _fmt(price),
-            "qty": _fmt(qty),
-            "quoteQty": _fmt(notional),
-            "commission": _fmt(commission),
+            "price": fmt(price),
+            "qty": fmt(qty),
+            "quoteQty": fmt(notional),
+            "commission": fmt(commission),
             "commissionAsset": quote,
             "time": order.update_ms,
             "isBuyer": order.side == "BUY",
@@ -365,32 +292,6 @@ class FakeTradingVenue:
             }
         )
         self._emit(order, "TRADE", trade)
-
-    def _order_json(self, order: VenueOrder, *, full: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "symbol": order.symbol,
-            "orderId": order.order_id,
-            "orderListId": -1,
-            "clientOrderId": order.client_order_id,
-            "price": _fmt(order.price),
-            "origQty": _fmt(order.orig_qty),
-            "executedQty": _fmt(order.executed_qty),
-            "cummulativeQuoteQty": _fmt(order.quote_qty),
-            "status": order.status,
-            "timeInForce": order.time_in_force,
-            "type": order.type,
-            "side": order.side,
-            "time": order.time_ms,
-            "updateTime": order.update_ms,
-            "workingTime": order.time_ms,
-            "isWorking": order.is_open,
-            "origQuoteOrderQty": "0",
-            "selfTradePreventionMode": "NONE",
-        }
-        if full:
-            out["transactTime"] = order.update_ms
-            out["fills"] = list(order.fills)
-        return out
 
     def _place(self, p: dict[str, str]) -> tuple[int, Any]:
         vid = p.get("symbol", "")
@@ -438,7 +339,7 @@ class FakeTradingVenue:
             self._unlock_rest(order)
             order.status = "EXPIRED"
             self._emit(order, "EXPIRED")
-        return 200, self._order_json(order, full=True)
+        return 200, order_json(order, full=True)
 
     def _find(self, p: dict[str, str]) -> VenueOrder | None:
         vid = p.get("symbol")
@@ -453,7 +354,7 @@ class FakeTradingVenue:
         order = self._find(p)
         if order is None:
             return 400, {"code": -2013, "msg": "Order does not exist."}
-        return 200, self._order_json(order)
+        return 200, order_json(order)
 
     def _cancel(self, p: dict[str, str]) -> tuple[int, Any]:
         order = self._find(p)
@@ -463,11 +364,11 @@ class FakeTradingVenue:
         order.status = "CANCELED"
         order.update_ms = int(time.time() * 1000)
         self._emit(order, "CANCELED")
-        return 200, self._order_json(order)
+        return 200, order_json(order)
 
     def _open_orders(self, p: dict[str, str]) -> tuple[int, Any]:
         vid = p.get("symbol")
-        return 200, [self._order_json(o) for o in self.orders.values() if o.is_open and vid in (None, o.symbol)]
+        return 200, [order_json(o) for o in self.orders.values() if o.is_open and vid in (None, o.symbol)]
 
     def _cancel_all(self, p: dict[str, str]) -> tuple[int, Any]:
         out = []
@@ -476,27 +377,11 @@ class FakeTradingVenue:
                 self._unlock_rest(order)
                 order.status = "CANCELED"
                 self._emit(order, "CANCELED")
-                out.append(self._order_json(order))
+                out.append(order_json(order))
         return 200, out
 
     def _account(self, p: dict[str, str]) -> tuple[int, Any]:
-        assets = sorted(set(self.free) | set(self.locked))
-        return 200, {
-            "makerCommission": 10,
-            "takerCommission": 10,
-            "canTrade": True,
-            "accountType": "SPOT",
-            "updateTime": int(time.time() * 1000),
-            "balances": [
-                {
-                    "asset": a,
-                    "free": _fmt(self.free.get(a, Decimal(0))),
-                    "locked": _fmt(self.locked.get(a, Decimal(0))),
-                }
-                for a in assets
-            ],
-            "permissions": ["SPOT"],
-        }
+        return 200, account_json(self.free, self.locked)
 
     def _my_trades(self, p: dict[str, str]) -> tuple[int, Any]:
         vid = p.get("symbol")

@@ -7,7 +7,6 @@ starts, the clean start cancels the order an earlier run left on each venue, /tr
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,18 +21,6 @@ from tests.fakes.trading_venue import TEST_API_KEY, TEST_API_SECRET, FakeTrading
 from tests.serving.strategies.binance_engine import HEDGE_PARAMS, SPOT, SPOT_SYMBOL, USDM
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def spot() -> Iterator[FakeTradingVenue]:
-    with FakeTradingVenue({"BTCUSDT": ("BTC", "USDT")}, {"USDT": Decimal(10_000)}) as venue:
-        yield venue
-
-
-@pytest.fixture
-def usdm() -> Iterator[FakeBinanceUsdm]:
-    with FakeBinanceUsdm() as venue:
-        yield venue
 
 
 def test_the_serving_app_runs_the_hedge_on_two_configured_venues_and_clean_starts_each(

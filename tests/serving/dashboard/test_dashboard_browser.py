@@ -7,38 +7,18 @@ with the API key typed into the page. A screenshot is kept in tests/artifacts/ (
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 
 from serving.messages import SignalMessage
+from tests.browser import screenshot
 from tests.serving.dashboard.conftest import KEY, Served, record_round_trips
 
 pytestmark = pytest.mark.integration
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[3] / "tests" / "artifacts"
 LOCAL_HOSTS = {"127.0.0.1"}
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip: playwright)")
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.is_file() and shutil.which("chromium") is None:
-        pytest.skip("Debian's chromium is missing (apt-get install -y chromium)")
-    executable = str(CHROMIUM) if CHROMIUM.is_file() else str(shutil.which("chromium"))
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
-
 
 class PageLog:
     """Console errors, uncaught page errors and every URL the page requested."""
@@ -109,8 +89,7 @@ def test_dashboard_charts_live_signals_and_kills_and_resumes_without_console_err
 
     page.click("#kill")  # leave it killed for the screenshot: the state panel shows the switch
     page.wait_for_selector("#kill[data-state=killed]", timeout=10_000)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    screenshot(page, "dashboard.png", full_page=True)
     assert "manual" in killed_state and "entries allowed\tno" in killed_state.replace("\n", "\t")
     assert log.errors == []
     assert log.foreign() == []
@@ -127,8 +106,7 @@ def test_docs_render_offline(served: Served, browser: Any) -> None:
     assert {"/signal", "/trading/status", "/kill", "/models/history", "/trading/equity"} <= {
         p.replace("\u200b", "") for p in paths
     }
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "docs.png"))
+    screenshot(page, "docs.png")
     assert log.foreign() == [] and len(log.urls) >= 3
     assert log.errors == []
 

@@ -30,18 +30,6 @@ pytestmark = pytest.mark.integration
 Maker = Callable[..., BinanceHedge]
 
 
-@pytest.fixture
-def spot() -> Iterator[FakeTradingVenue]:
-    with FakeTradingVenue({"BTCUSDT": ("BTC", "USDT")}, {"USDT": Decimal(10_000)}) as venue:
-        yield venue
-
-
-@pytest.fixture
-def usdm() -> Iterator[FakeBinanceUsdm]:
-    with FakeBinanceUsdm() as venue:
-        yield venue
-
-
 @pytest.fixture(params=["rest-poll", "websocket"])
 def stream(request: pytest.FixtureRequest, spot: FakeTradingVenue) -> Iterator[BinanceSpotStream | None]:
     """Order updates by REST poll only, or on both venues' WebSockets (REST as the fallback)."""
