@@ -50,6 +50,7 @@ class ModelRef:
     horizon_bars: int
     tradeable: bool = False  # tag `tradeable`: passed the full promotion gate (a bootstrap champion is not)
     tower: str = "tabular"  # tag `served_tower`: "tabular" or "fused"
+    timeframe: str | None = None  # tag `timeframe`: the bars it was trained on (None: not recorded)
 
 
 class ServedModel(Protocol):
@@ -198,19 +199,21 @@ class MlflowRegistry:
         figures: Mapping[str, Any] | None = None,
         texts: Mapping[str, str] | None = None,
         run_name: str | None = None,
+        version_tags: Mapping[str, str] | None = None,
     ) -> tuple[str, ModelRef]:
         """Log one retrain as a parent run (a nested run per fold) and register its model.
 
         `figures` maps an artifact path (`plots/reliability.png`) to a matplotlib Figure; `texts` maps
         an artifact path to text (JSON reports); `run_name` is what MLflow lists (`retrain 2024-07-01 5m
-        h1`). Returns (parent run_id, the new version, alias `challenger`). What MLflow prints to stderr
+        h1`); `version_tags` go on the registered version (what the serving tier reads, e.g. `timeframe`).
+        Returns (parent run_id, the new version, alias `challenger`). What MLflow prints to stderr
         while registering (seen as red ERROR lines in an Airflow task log) is logged at INFO instead.
         """
         with _stderr_as_info():
             return self._log_candidate(
                 model, feature_columns=feature_columns, horizon_bars=horizon_bars, params=params,
                 metrics=metrics, tags=tags, input_example=input_example, folds=folds, figures=figures,
-                texts=texts, run_name=run_name,
+                texts=texts, run_name=run_name, version_tags=version_tags or {},
             )
 
     def _log_candidate(
@@ -227,6 +230,7 @@ class MlflowRegistry:
         figures: Mapping[str, Any] | None,
         texts: Mapping[str, str] | None,
         run_name: str | None,
+        version_tags: Mapping[str, str],
     ) -> tuple[str, ModelRef]:
         import mlflow.catboost
         import mlflow.pyfunc
@@ -277,6 +281,8 @@ class MlflowRegistry:
         self.client.set_model_version_tag(self.model_name, version, "horizon_bars", str(horizon_bars))
         tower = "fused" if isinstance(model, FusedModel) else "tabular"
         self.client.set_model_version_tag(self.model_name, version, "served_tower", tower)
+        for key, value in version_tags.items():
+            self.client.set_model_version_tag(self.model_name, version, key, value)
         self.set_alias(version, CHALLENGER)
         return run.info.run_id, self.get(version)
 
@@ -322,6 +328,7 @@ def _model_ref(name: str, version: object, run_id: object, tags: Mapping[str, st
         horizon_bars=int(tags.get("horizon_bars", "1")),
         tradeable=tags.get("tradeable", "false") == "true",
         tower=tags.get("served_tower", "tabular"),
+        timeframe=tags.get("timeframe"),
     )
 
 

@@ -5,7 +5,9 @@ monitor (`serving.health.HealthMonitor`, `app.state.health`) measures the proces
 the engine, and the stream writes to the engine through the monitor's tee (signals and trades are
 observed for the live calibration error). The stream (`stream.source` = ``ccxt`` or ``replay``; ``off``
 by default) runs on its own thread and event loop (`serving.stream.runner`), with the engine on the
-replay's event time in a replay; it is `app.state.stream`.
+replay's event time in a replay; it is `app.state.stream`. With the stream on, the window model's
+signal (`serving.stream.window_signal`, `app.state.window_signal`) is handed to the stream's pipeline and
+activated once the engine runs a window strategy.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from serving.hedge_records import attach_hedge_records, detach_hedge_records
 from serving.shadow import install_shadow
 from serving.strategy_feed import StrategyFeed
 from serving.stream.runner import serving_stream
+from serving.stream.window_signal import WindowSignal
 from serving.trading_metrics import TRADING_COLLECTOR
 
 log = logging.getLogger("alphatide.serving")
@@ -96,6 +99,11 @@ def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncCont
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.stream = None
+        # The stream's bars of BTC/USDT scored by the window model (serving.stream.window_signal); it costs
+        # nothing until `attach` finds a window strategy in the engine.
+        window_signal = app.state.window_signal = (
+            WindowSignal(settings) if settings.stream.source != "off" else None
+        )
         app.state.health = None
         sys.setswitchinterval(settings.serving.gil_switch_interval_s)
         await run_in_threadpool(deps.scorer.start)
@@ -113,6 +121,8 @@ def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncCont
                 from serving.window_feed import start_window_feed  # ccxt.prediction only when it is used
 
                 app.state.window_feed = start_window_feed(engine)  # polymarket books/trades (paper windows)
+                if window_signal is not None:
+                    window_signal.activate(engine)  # the window model's signal, when a window strategy runs
             return HealthTee(engine, monitor) if engine is not None and monitor is not None else engine
 
         def detach() -> None:
@@ -135,12 +145,15 @@ def serving_lifespan(deps: ServingDeps) -> Callable[[FastAPI], AbstractAsyncCont
                 hub=deps.hub,
                 pusher=deps.owned_store,
                 confidence=deps.confidence,
+                window=window_signal,
             ):
                 freeze_startup_heap(settings.serving.gc_threshold0, enabled=settings.serving.gc_freeze)
                 yield
         finally:
             thaw_heap()
             deps.scorer.stop()
+            if window_signal is not None:
+                window_signal.stop()
             deps.latest.close()
             if deps.owned_store is not None:
                 deps.owned_store.close()

@@ -15,6 +15,8 @@ belongs to the previous window and is replaced).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import polars as pl
 
 from pipelines.features import build_features
@@ -32,6 +34,48 @@ def _window_expr(ts: pl.Expr, window_us: int) -> pl.Expr:
     return pl.from_epoch(epoch - epoch % window_us, time_unit="us").dt.replace_time_zone("UTC")
 
 
+def check_tiles(timeframe: str, window_s: int = DEFAULT_PARAMS.window_market_s) -> None:
+    """Raise ValueError when `timeframe` bars do not tile a `window_s` window (e.g. 1h bars, 5-minute
+    windows): the window model has no scoring rows on such bars."""
+    bar_us, window_us = timeframe_us(timeframe), window_s * US_PER_S
+    if bar_us > window_us or window_us % bar_us:
+        raise ValueError(f"{timeframe} bars do not tile a {window_s}s window")
+
+
+def scoring_extras(t: pl.Expr, bar_price_vs_open: pl.Expr, window_us: int) -> dict[str, pl.Expr]:
+    """The window columns of a scoring row at bar boundary `t` (a UTC datetime column): window_start,
+    price_vs_open and time_decay.
+
+    `bar_price_vs_open` is the feature `price_vs_open` of the bar that closed at `t` (close / window open
+    - 1); at t = W nothing of the window has traded and that bar belongs to the previous window, so it is
+    0. The one definition of these rules: `window_dataset` (training) and `scoring_row` (serving) use it.
+    """
+    start = _window_expr(t, window_us)
+    return {
+        "window_start": start,
+        "price_vs_open": pl.when(t == start).then(pl.lit(0.0)).otherwise(bar_price_vs_open),
+        "time_decay": (start.dt.epoch("us") + window_us - t.dt.epoch("us")) / window_us,
+    }
+
+
+def scoring_row(
+    t_us: int, bar_features: Mapping[str, float | None], window_s: int = DEFAULT_PARAMS.window_market_s
+) -> dict[str, float | None]:
+    """The WINDOW_FEATURES of the scoring row at bar boundary `t_us` (µs UTC), from the features of the
+    bar that closed at `t_us` (`FeatureRow.values` of the stream's FeatureEngine, the batch features'
+    incremental twin): what `window_dataset` builds for the same bar and time, by the same expressions.
+    `price_vs_open` is None when the window's opening bar is unknown (no training row has that).
+    """
+    frame = pl.DataFrame(
+        {"event_ts": [t_us], "_pvo": [bar_features.get("price_vs_open")]},
+        schema={"event_ts": pl.Int64, "_pvo": pl.Float64},
+    ).with_columns(pl.from_epoch("event_ts", time_unit="us").dt.replace_time_zone("UTC"))
+    extras = frame.select(**scoring_extras(pl.col("event_ts"), pl.col("_pvo"), window_s * US_PER_S)).row(0, named=True)
+    row: dict[str, float | None] = {name: bar_features.get(name) for name in DIRECTIONAL_FEATURES}
+    row["price_vs_open"], row["time_decay"] = extras["price_vs_open"], extras["time_decay"]
+    return {name: row[name] for name in WINDOW_FEATURES}
+
+
 def window_labels(
     candles: pl.DataFrame, timeframe: str, window_s: int = DEFAULT_PARAMS.window_market_s
 ) -> pl.DataFrame:
@@ -39,9 +83,8 @@ def window_labels(
 
     Raises ValueError when the bars do not tile the window (e.g. 1h bars for 5-minute windows).
     """
+    check_tiles(timeframe, window_s)
     bar_us, window_us = timeframe_us(timeframe), window_s * US_PER_S
-    if bar_us > window_us or window_us % bar_us:
-        raise ValueError(f"{timeframe} bars do not tile a {window_s}s window")
     per_window = window_us // bar_us
     last_offset = window_us - bar_us
     ts = pl.col("ts")
@@ -91,15 +134,10 @@ def window_dataset(
     window_us = params.window_market_s * US_PER_S
     built = features if features is not None else build_features(candles, timeframe, params=params)
     labels = window_labels(candles, timeframe, params.window_market_s)
-    t = pl.col("event_ts")
     rows = (
         built.select("symbol", "event_ts", *DIRECTIONAL_FEATURES, pl.col("price_vs_open").alias("_pvo"))
-        .with_columns(_window_expr(t, window_us).alias("window_start"))
+        .with_columns(**scoring_extras(pl.col("event_ts"), pl.col("_pvo"), window_us))
         .join(labels.select("symbol", "window_start", LABEL), on=["symbol", "window_start"], how="inner")
-        .with_columns(
-            pl.when(t == pl.col("window_start")).then(pl.lit(0.0)).otherwise(pl.col("_pvo")).alias("price_vs_open"),
-            ((pl.col("window_start").dt.epoch("us") + window_us - t.dt.epoch("us")) / window_us).alias("time_decay"),
-        )
         .filter(pl.col("price_vs_open").is_not_null())
         .rename({"event_ts": "ts"})
         .select("symbol", "ts", "window_start", *WINDOW_FEATURES, LABEL)

@@ -11,7 +11,9 @@ on rows with a recorded market price of the Up token, against that price. A shuf
 Gate (`window_gate`): the SPEC 8 rules that apply to a probability model without a bar-level backtest:
 no leakage flag, ECE <= `max_ece`, Brier <= the
 champion's on the same test window (+ `max_brier_worsening`); with no champion and
-`bootstrap_without_champion`, only the leakage flag blocks.
+`bootstrap_without_champion`, only the leakage flag blocks. The decision also says whether the new
+champion is tradeable (recorded as the version's `tradeable` tag, what serving's `SignalEvent.tradeable`
+carries): it passed every rule that applies, i.e. a bootstrap with an ECE above `max_ece` is signals only.
 
 Leakage flag: pooled out-of-sample accuracy above `leakage_accuracy` (60%) on the rows scored at the
 window's open (time_decay = 1). Those rows are SPEC 7's case, a 5-minute direction forecast from data
@@ -35,6 +37,7 @@ from pipelines.metrics import ClassificationMetrics, classification_metrics
 from pipelines.modeling.calibration import CalibratedClassifier, fit_calibrator
 from pipelines.modeling.folds import fit_catboost
 from pipelines.walkforward import Window, plan_windows
+from pipelines.window import MODEL_NAME, SYMBOL
 from pipelines.window.dataset import LABEL, WINDOW_FEATURES
 
 log = logging.getLogger(__name__)
@@ -45,8 +48,8 @@ class WindowModelConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = "alphatide-window"
-    symbol: str = "BTC/USDT"
+    name: str = MODEL_NAME
+    symbol: str = SYMBOL
     window_s: int = Field(default=300, gt=0)
     train_days: float = Field(default=60.0, gt=0)
     test_days: float = Field(default=7.0, gt=0)
@@ -247,12 +250,19 @@ def _summarize(
 
 @dataclass(frozen=True)
 class GateDecision:
+    """`promote`: the challenger becomes the champion. `tradeable`: it passed the whole gate (a bootstrap
+    promotion that skipped the ECE rule is served as signals only: the window strategies never trade it)."""
+
     promote: bool
     reasons: tuple[str, ...]
+    tradeable: bool = False
 
     @property
     def summary(self) -> str:
-        return ("promote: " if self.promote else "keep champion: ") + "; ".join(self.reasons)
+        verdict = "promote" if self.promote else "keep champion"
+        if self.promote:
+            verdict += " (tradeable)" if self.tradeable else " (signals only, not tradeable)"
+        return verdict + ": " + "; ".join(self.reasons)
 
 
 def open_rows_accuracy(rows: pl.DataFrame) -> float:
@@ -277,9 +287,12 @@ def window_gate(
             f"leakage flag: accuracy {open_accuracy:.3f} at the window open > {promotion.leakage_accuracy:.2f}"
         )
     if champion is None and promotion.bootstrap_without_champion:
+        calibrated = challenger.ece <= promotion.max_ece
         if not blocked:
             reasons.append(f"no champion: bootstrap (brier {challenger.brier:.5f}, ece {challenger.ece:.4f})")
-        return GateDecision(not blocked, tuple(reasons))
+            if not calibrated:
+                reasons.append(f"not tradeable: ece {challenger.ece:.4f} > {promotion.max_ece}")
+        return GateDecision(not blocked, tuple(reasons), tradeable=not blocked and calibrated)
     if challenger.ece > promotion.max_ece:
         blocked = True
         reasons.append(f"ece {challenger.ece:.4f} > {promotion.max_ece}")
@@ -288,4 +301,4 @@ def window_gate(
         reasons.append(f"brier {challenger.brier:.5f} > champion {champion.brier:.5f}")
     if not blocked:
         reasons.append(f"brier {challenger.brier:.5f}, ece {challenger.ece:.4f} pass")
-    return GateDecision(not blocked, tuple(reasons))
+    return GateDecision(not blocked, tuple(reasons), tradeable=not blocked)

@@ -2,9 +2,10 @@
 
 The window model is its own registered model (`WindowModelConfig.name`, default `alphatide-window`):
 each run logs a parent run with a nested run per fold, registers the last fold's calibrated model with
-alias `challenger`, scores the `champion` (if any) on the same last test window and moves `champion`
-when `window_gate` says so. `run_window_training` is what the Airflow task calls: it reads the
-validated 5m batch of the nightly chain from the lake.
+alias `challenger` and version tags `timeframe` (the bars it was trained on: serving refuses a champion
+of other bars) and `tradeable` (`GateDecision.tradeable`), scores the `champion` (if any) on the same
+last test window and moves `champion` when `window_gate` says so. `run_window_training` is what the
+Airflow task calls: it reads the validated 5m batch of the nightly chain from the lake.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def _register(
         input_example=evaluation.last_test.select(evaluation.feature_columns).head(5).to_numpy().astype(np.float64),
         folds=folds,
         texts={"report/window_model.json": json.dumps(report, indent=2, default=str)},
+        # on the version too: serving refuses a champion trained on other bars than the stream's
+        version_tags={"timeframe": tags["timeframe"]} if "timeframe" in tags else None,
     )
 
 
@@ -118,6 +121,7 @@ def train_window_model(
     last = classification_metrics(evaluation.last_test[LABEL].to_numpy(), _last_p(evaluation))
     decision = window_gate(last, champion, promotion, open_accuracy=evaluation.open_accuracy)
     run_id, version = _register(registry, evaluation, cfg, {"timeframe": timeframe, **(tags or {})})
+    registry.record_tradeable(version.version, decision.promote and decision.tradeable)
     if decision.promote:
         registry.set_alias(version.version, CHAMPION)
     registry.record_decision(run_id, version.version, decision.promote, decision.summary)

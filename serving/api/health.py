@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from serving.deps import ServingDeps
 from serving.engine.leadership import engine_role
+from serving.stream.window_signal import WindowSignalStatus
 
 
 class Health(BaseModel):
@@ -26,6 +27,9 @@ class Health(BaseModel):
         "off", description="This replica's trading engine: active, starting (taking over), standby or off"
     )
     engine_holder: str | None = Field(None, description="The replica holding the leader lease (replicas only)")
+    window_signal: WindowSignalStatus | None = Field(
+        None, description="The window model's signal (None while the stream is off)"
+    )
 
 
 def health_router(deps: ServingDeps) -> APIRouter:
@@ -49,6 +53,10 @@ def health_router(deps: ServingDeps) -> APIRouter:
             problems.append("market data disconnected: " + ", ".join(k for k, v in connected.items() if not v))
         if stream is not None and (stale := stream.pipeline.freshness.problem()) is not None:
             problems.append(stale)  # only trades and book updates count, not subscription acks
+        window = getattr(request.app.state, "window_signal", None)
+        window_status = window.status() if window is not None else None
+        if window_status is not None and window_status.state in ("refused", "no_champion"):
+            problems.append(f"window signal: {window_status.reason}")  # a window strategy waits for it
         role, holder = engine_role(request.app.state)
         return Health(
             status="ok" if not problems else "degraded",
@@ -63,6 +71,7 @@ def health_router(deps: ServingDeps) -> APIRouter:
             champion_tradeable=champion.tradeable if champion else None,
             engine=role,
             engine_holder=holder,
+            window_signal=window_status,
         )
 
     return router

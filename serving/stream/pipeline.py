@@ -9,7 +9,9 @@ For every market event (called inline by the feed, on the stream's own event loo
    reads), and is pushed to the Feast online store **once per closed bar** (a batch of the rows the event
    closed) on a single background thread, so the event loop never waits for the store; a failed push
    marks the store unavailable (`/signal` then answers 503 `hold`) until a later push or read succeeds.
-   The bar's row is scored and published as a ``bar_close`` signal.
+   The bar's row is scored and published as a ``bar_close`` signal. A bar of the window model's
+   reference symbol (BTC/USDT) is also scored by the window model (`serving.stream.window_signal`,
+   when a window strategy runs): its `SignalEvent`s go to the engine (never intrabar: see there).
 3. Between bar closes, each symbol is scored on `FeatureEngine.features_at` (flow and book values now,
    bar values of the last closed bar) at most every `stream.signal_interval_s` of exchange time: an
    ``intrabar`` signal for `/ws/signals` and the trading engine (never for the cache or the store: those
@@ -56,6 +58,7 @@ from serving.stream.feed import MarketEvent
 from serving.stream.hot import HotScoreBoard
 from serving.stream.signal_inputs import TrailingStats
 from serving.stream.warm import CandleFetch, WarmReport, warm_up
+from serving.stream.window_signal import WindowSignal
 from serving.ws_hub import SignalHub
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,7 @@ class StreamPipeline:
         pusher: FeaturePusher | None = None,
         engine: EngineSink | None = None,
         confidence: RollingConfidence | None = None,
+        window: WindowSignal | None = None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         keep_latencies: int = 200_000,
     ):
@@ -94,6 +98,7 @@ class StreamPipeline:
         self.cache = cache
         self.hub = hub
         self.engine = engine
+        self.window = window
         self.confidence = confidence or RollingConfidence(settings.serving.confidence_window)
         self.features = FeatureEngine(settings.data.timeframe)
         self.hot = HotScoreBoard(settings.stream)
@@ -169,6 +174,10 @@ class StreamPipeline:
             self._push_pool.submit(self._push, rows)
         for row in rows:
             self._signal(row.symbol, row.values, row.event_ts_us, "bar_close", received)
+        if self.window is not None and self.engine is not None:
+            for row in rows:  # the window model's rows are bar closes of its reference symbol only
+                for event in self.window.on_bar(row):
+                    self.engine.submit(event)
 
     def _push(self, rows: list[FeatureRow]) -> None:
         assert self._pusher is not None

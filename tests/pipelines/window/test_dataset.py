@@ -9,7 +9,15 @@ import polars as pl
 import pytest
 
 from pipelines.domain.candles import normalize_candles
-from pipelines.window.dataset import DIRECTIONAL_FEATURES, window_dataset, window_labels
+from pipelines.features import build_features
+from pipelines.window.dataset import (
+    DIRECTIONAL_FEATURES,
+    WINDOW_FEATURES,
+    check_tiles,
+    scoring_row,
+    window_dataset,
+    window_labels,
+)
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
 
@@ -87,3 +95,35 @@ def test_market_prices_join_only_within_the_window() -> None:
     ds = window_dataset(_candles(opens, closes), "1m", market_prices=prices)
     got = ds.filter(pl.col("market_price").is_not_null()).sort("ts")
     assert got["ts"].to_list() == [START + timedelta(minutes=m) for m in (151, 152, 153, 154)]
+
+
+def test_scoring_row_is_the_datasets_row_from_the_features_of_the_bar_closing_at_t() -> None:
+    # Arrange: 40 one-minute bars (eight windows) and their batch features.
+    rng = np.random.default_rng(3)
+    closes = list(100 * np.exp(np.cumsum(rng.normal(0, 0.001, 40))))
+    candles = _candles([100.0, *closes[:-1]], closes)
+    features = build_features(candles, "1m")
+    rows = window_dataset(candles, "1m", features=features)
+
+    # Act: the serving side's row at each scoring time, from the features of the bar that closed then.
+    by_close = {r["event_ts"]: r for r in features.iter_rows(named=True)}
+    served = [scoring_row(int(t.timestamp() * 1_000_000), by_close[t]) for t in rows["ts"]]
+
+    # Assert: the same WINDOW_FEATURES, the window open's price_vs_open 0 and its time_decay 1.
+    assert served == rows.select(WINDOW_FEATURES).to_dicts()
+    opens = [s for s, t in zip(served, rows["ts"], strict=True) if t.minute % 5 == 0]
+    assert opens and all(s["price_vs_open"] == 0.0 and s["time_decay"] == 1.0 for s in opens)
+
+
+def test_a_scoring_row_without_the_windows_open_has_no_price_vs_open() -> None:
+    t = int(datetime(2024, 3, 1, 0, 3, tzinfo=UTC).timestamp() * 1_000_000)  # 3 minutes into a window
+    row = scoring_row(t, {"price_vs_open": None, "rsi_14": 55.0})
+    assert row["price_vs_open"] is None and row["time_decay"] == pytest.approx(0.4) and row["rsi_14"] == 55.0
+    assert scoring_row(t - 180_000_000, {"price_vs_open": 0.02})["price_vs_open"] == 0.0  # t = W
+
+
+def test_bars_that_do_not_tile_the_window_are_refused() -> None:
+    check_tiles("1m")
+    check_tiles("5m")
+    with pytest.raises(ValueError, match="do not tile"):
+        check_tiles("1h")

@@ -79,6 +79,21 @@ def test_gate_needs_brier_and_ece_no_worse_than_the_champion() -> None:
     assert window_gate(m(0.30, 0.2), None, promotion, open_accuracy=0.52).promote  # bootstrap
 
 
+def test_a_bootstrap_is_tradeable_only_when_it_also_passes_the_ece_rule() -> None:
+    def m(ece: float) -> ClassificationMetrics:
+        return ClassificationMetrics(auc=0.5, brier=0.25, log_loss=0.69, accuracy=0.5, ece=ece, n=100)
+
+    promotion = PromotionConfig()
+    loose = window_gate(m(0.2), None, promotion, open_accuracy=0.52)
+    calibrated = window_gate(m(0.01), None, promotion, open_accuracy=0.52)
+    leaked = window_gate(m(0.01), None, promotion, open_accuracy=0.9)
+    full = window_gate(m(0.01), m(0.01), promotion, open_accuracy=0.52)
+    assert loose.promote and not loose.tradeable and "signals only" in loose.summary
+    assert calibrated.promote and calibrated.tradeable and "(tradeable)" in calibrated.summary
+    assert not leaked.promote and not leaked.tradeable
+    assert full.promote and full.tradeable
+
+
 def test_brier_skill_against_recorded_market_prices() -> None:
     candles = _random_walk(12)
     ts = candles["ts"].gather_every(7)
@@ -99,6 +114,8 @@ def test_registers_its_own_model_and_promotes_through_the_gate(tmp_path: Path) -
     champion = registry.champion()
     assert champion is not None and champion.version == first.version.version and champion.name == "alphatide-window"
     assert champion.feature_columns == WINDOW_FEATURES
+    # the version says which bars it was trained on (serving refuses other bars) and if it may be traded
+    assert champion.timeframe == "1m" and champion.tradeable == first.decision.tradeable
     second = train_window_model(candles, "1m", cfg=FAST, registry=registry)
     assert second.champion_metrics is not None  # scored on the same last test window
     assert second.version is not None and second.version.version != first.version.version
