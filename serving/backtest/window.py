@@ -107,7 +107,7 @@ class _Signals:
         i = bisect.bisect_right(self._ts, event.ts.timestamp()) - 1
         if i < 0 or self._ts[i] < self.window_start:
             return []
-        return [SignalEvent(SIGNAL, self._p[i], event.ts)]
+        return [SignalEvent(SIGNAL, self._p[i], event.ts, kind="window")]
 
 
 def _engine(settings: Settings, spec: WindowBacktestSpec, clock: ReplayClock) -> tuple[TradingEngine, WindowSimVenue]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Literal
 
 from pipelines.trading.instruments import Side
 
@@ -25,6 +26,8 @@ class SignalEvent:
     return of a long (for the EV trail). new_listing: tier 3 of the universe (size x0.3, 120 s max hold).
     tradeable: False while the serving model has not passed the full promotion gate (e.g. the bootstrap
     champion): the signal is published but no strategy opens a position on it.
+    kind: "directional" (a tradable market's P(up), the directional strategy's input) or "window"
+    (a window market's P(close >= open), e.g. "btc-updown-5m": only the window strategies read it).
     """
 
     symbol: str
@@ -44,6 +47,7 @@ class SignalEvent:
     tradeable: bool = True
     avg_win: float | None = None  # additive: the producer's payoff statistics (mean win / loss magnitude)
     avg_loss: float | None = None  # of the horizon; absent, the strategy uses its closed trades or exit levels
+    kind: Literal["directional", "window"] = "directional"
 
 
 @dataclass(frozen=True)

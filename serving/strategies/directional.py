@@ -94,6 +94,8 @@ class DirectionalStrategy:
         self._check_exit(ctx, event.symbol)
 
     def on_signal(self, ctx: StrategyContext, event: SignalEvent) -> None:
+        if event.kind != "directional":  # a window market's probability is not a market to buy
+            return
         self.signals[event.symbol] = event
         self._check_exit(ctx, event.symbol)
         self._consider_entry(ctx, event)

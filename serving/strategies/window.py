@@ -129,6 +129,8 @@ class WindowDirectionalStrategy:
         signal = self.signal
         if signal is None or not signal.tradeable or (now - signal.ts).total_seconds() > self.cfg.max_signal_age_s:
             return
+        if self.book.ended(start):  # settled already (the reference printed past its end)
+            return
         position = self.positions.get(start)
         if position is not None and position.entries >= cfg.entries_per_window:
             return

@@ -104,6 +104,8 @@ class WindowMarketMaker:
             return "no fresh tradeable signal"
         if left <= self.cfg.mm.pull_seconds:
             return f"{left:.0f}s before resolution: quotes pulled"
+        if self.book.ended(window_start_s(now, self.cfg.mm.window_s)):
+            return "the reference printed past the window's end: settled, quotes pulled"
         allowed, why = ctx.entries_allowed()
         return None if allowed else f"entries not allowed: {why}"
 

@@ -77,6 +77,12 @@ class WindowBook:
             return False
         return self.reference_venue is None or event.venue == self.reference_venue
 
+    def ended(self, start: int) -> bool:
+        """Whether a reference print at or after the window's end has been seen: the window is over for
+        settlement, whatever the engine's clock says (a late clock must not re-enter a settled window)."""
+        last = self.last_price
+        return last is not None and last[0].timestamp() >= start + self.window_s
+
     def on_print(self, ctx: StrategyContext, event: TradeEvent) -> list[WindowSettlement]:
         """Observe one reference print; the windows it settles (already reported to `ctx`)."""
         start = window_start_s(event.ts, self.window_s)

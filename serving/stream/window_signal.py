@@ -152,7 +152,7 @@ class WindowSignal:
         from serving.engine.events import SignalEvent
 
         ts = datetime.fromtimestamp(row.event_ts_us / US_PER_S, UTC)
-        events = [SignalEvent(symbol=s, p_up=scored.p_up, ts=ts, tradeable=scored.tradeable)
+        events = [SignalEvent(symbol=s, p_up=scored.p_up, ts=ts, tradeable=scored.tradeable, kind="window")
                   for s in self.signal_symbols]
         for symbol in self.signal_symbols:
             WINDOW_P_UP.labels(symbol=symbol).set(scored.p_up)

@@ -34,3 +34,17 @@ def test_the_strategys_counters_survive_a_restart(paper: Callable[..., Harness])
     h.directional.on_start(h.engine.contexts["directional"])  # reloads from the persisted state
     assert h.directional.kelly.state().recent_returns == returns
     assert h.directional.wins.outcomes() == (True,)
+
+
+def test_a_window_markets_signal_is_neither_traded_nor_logged_by_the_directional_strategy(
+    paper: Callable[..., Harness],
+) -> None:
+    # Arrange: a book and a window-model signal of the same engine (the stream submits both kinds).
+    h = paper()
+    h.book("BTC/USDT", "100.00", "100.01")
+    before = len(h.engine.decisions)
+    # Act
+    h.signal("btc-updown-5m", p_up=0.9, kind="window")
+    # Assert: no order and no "skip" decision for a symbol that is not a market.
+    assert h.orders() == []
+    assert [d for d in list(h.engine.decisions)[before:] if d.strategy_id == "directional"] == []

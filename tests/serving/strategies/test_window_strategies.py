@@ -111,6 +111,17 @@ def test_settlement_credits_the_winning_side_up() -> None:
     assert [(r.settled_side, r.payout, r.pnl) for r in ctx.settled] == [("Up", D("19.23"), D("9.2304"))]
 
 
+def test_a_settled_window_is_not_entered_again_while_the_engine_clock_lags_the_reference() -> None:
+    # Arrange: the window settled on the reference's print past its end; the engine's clock is still inside it.
+    ctx, strategy = _filled_up_position("60001")
+    ctx.clock[0] = at(200)
+    _books(ctx, T0, 200)
+    # Act: a fresh strong signal for the same window.
+    _signal(strategy, ctx, 0.9)
+    # Assert: no second order (before the guard, the settled position's entry count was gone and it re-entered).
+    assert len(ctx.submitted) == 1
+
+
 def test_settlement_on_a_tie_is_up_and_a_loss_consumes_the_daily_budget() -> None:
     tie, _ = _filled_up_position("60000")
     assert "resolved Up" in next(r for r in tie.records if r[0] == "settle")[1]
