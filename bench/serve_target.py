@@ -89,6 +89,10 @@ def floor_app() -> FastAPI:
 def main(kind: str) -> None:
     settings = load_settings()
     if kind == "fast":
+        if settings.serving.lean_imports:  # as `alphatide serve` does
+            from serving.lean_imports import install
+
+            install()
         from serving.app import create_app
 
         app = create_app(settings)

@@ -60,6 +60,10 @@ def serve_banner(settings: Settings, venue_lines: Sequence[str] = ()) -> str:
 
 
 def _serve(settings: Settings) -> None:
+    if settings.serving.lean_imports:  # before anything imports catboost or ccxt (serving.lean_imports)
+        from serving.lean_imports import install
+
+        install()
     import uvicorn
 
     from serving.app import create_app

@@ -105,6 +105,10 @@ class ServingConfig(_Frozen):
     gc_threshold0: int = Field(
         700, ge=100, le=1_000_000, description="gc generation-0 threshold once the startup heap is frozen."
     )
+    lean_imports: bool = Field(
+        True, description="The serving entry points import catboost without pandas/pyarrow and ccxt's exchanges "
+        "on demand (serving.lean_imports: about 100 MB less RSS)."
+    )
     ws_queue_size: int = Field(256, ge=1, le=100_000, description="Messages queued per WebSocket client.")
     ws_send_timeout_s: float = Field(2.0, gt=0, le=60, description="A send blocked longer drops the client.")
     confidence_window: int = Field(500, ge=1, le=1_000_000, description="Signals in the rolling mean confidence.")

@@ -1,0 +1,52 @@
+"""bench.serve's helpers: the RSS split and the scheduling fallback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from bench.serve import raise_priority, rss_parts_mb
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_rss_parts_add_up_to_the_resident_set() -> None:
+    rss_mb = psutil.Process().memory_info().rss / 2**20
+
+    parts = rss_parts_mb(os.getpid())
+
+    assert set(parts) == {"anon", "file"} and parts["anon"] > 0 and parts["file"] > 0
+    assert abs(parts["anon"] + parts["file"] - rss_mb) < 0.1 * rss_mb  # read a moment apart
+
+
+def test_rss_parts_of_a_gone_process_are_empty() -> None:
+    assert rss_parts_mb(2**22 + 12345) == {}
+
+
+def test_normal_priority_changes_nothing() -> None:
+    before = os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)
+
+    assert raise_priority("normal") == "normal"
+    assert (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)) == before
+
+
+def test_a_raised_priority_is_what_the_process_runs_at() -> None:
+    # In a child interpreter: the test process itself must not run at real-time priority.
+    code = (
+        "import os; from bench.serve import raise_priority, normal_priority\n"
+        "applied = raise_priority('realtime')\n"
+        "policy = os.sched_getscheduler(0); nice = os.getpriority(os.PRIO_PROCESS, 0)\n"
+        "assert (applied, policy) == ('realtime', os.SCHED_FIFO) or (applied == 'nice' and nice == -10) "
+        "or applied == 'normal', (applied, policy, nice)\n"
+        "normal_priority(); assert os.sched_getscheduler(0) == os.SCHED_OTHER\n"
+        "print(applied)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in {"realtime", "nice", "normal"}
