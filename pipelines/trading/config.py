@@ -226,6 +226,7 @@ class KillSwitchConfig(_Frozen):
     volume_norm_multiple: float = Field(default=0.5, gt=0.0, lt=1.0)
     max_zombie_orders: int = Field(default=5, ge=0)
     inference_p99_limit_ms: float = Field(default=10.0, gt=0.0)
+    # resident anonymous memory (heap, not the libraries' code pages): what shedding caches can free
     memory_limit_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
     store_error_limit: int = Field(default=3, ge=0)
     store_error_pause_seconds: float = Field(default=900.0, gt=0.0)

@@ -181,6 +181,30 @@ def test_a_forced_rss_limit_sheds_the_feature_cache(paper: Callable[..., Harness
     cache.close()
 
 
+def test_the_memory_switch_reads_anonymous_memory_not_the_libraries_code_pages(
+    paper: Callable[..., Harness],
+) -> None:
+    # Arrange: a limit between this process's anonymous memory and its whole RSS (the libraries mapped
+    # from disk make up the difference), and a cache holding a row.
+    from serving.health import anon_rss_bytes, rss_bytes
+
+    anon, total = anon_rss_bytes(), rss_bytes()
+    assert 0 < anon < total
+    h = paper(graduated(memory_limit_bytes=anon + (total - anon) // 2))
+    cache = LatestFeatures(reader=None)  # type: ignore[arg-type]  # rows come from the stream (put)
+    cache.put(OnlineFeatures("BTC/USDT", {"rsi_14": 55.0}, h.clock.now))
+    monitor = HealthMonitor(h.engine, HealthConfig(), AirflowConfig(), clear_caches=cache.clear)
+
+    # Act
+    event = monitor.run_once()
+    h.advance(5)
+
+    # Assert: nothing shed while only the code pages are over the limit (a total-RSS switch sheds here).
+    assert event.memory_bytes is not None and event.memory_bytes < total
+    assert monitor.sheds == 0 and len(cache) == 1
+    cache.close()
+
+
 def test_stream_drift_flags_rows_from_another_distribution() -> None:
     import polars as pl
 
