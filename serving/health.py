@@ -7,8 +7,9 @@ Measured here (every `ALPHATIDE_HEALTH__INTERVAL_S`), sent as one `HealthEvent`:
 - online-store errors: new failed reads/pushes (`alphatide_online_store_errors_total`), counted by the
   engine's store-errors switch;
 - live calibration error: a signal at t is resolved at t + horizon against the realized direction
-  (price at t + horizon above the price at t; unchanged prices are dropped, as the labels do); the
-  expected calibration error over the last `calibration_window` resolved signals;
+  (price at t + horizon above the price at t; unchanged prices are dropped, as the labels do); one
+  signal per symbol per horizon is taken (non-overlapping windows, like the labels); the expected
+  calibration error over the last `calibration_window` resolved signals;
 - feature drift: KS test (pipelines.drift) of the stream's recent feature rows against the champion's
   training distribution (a reference frame the process is given), at most every `drift_every_s`;
 - live vs simulated PnL: `pnl_source` (the shadow of `serving.shadow`: live fills against the simulated fills
@@ -128,14 +129,26 @@ class LiveCalibration:
         self.cfg = cfg
         self._pending: dict[str, deque[tuple[datetime, float, float]]] = {}  # symbol -> (ts, p_up, price at ts)
         self._prices: dict[str, tuple[datetime, float]] = {}
+        self._sampled: dict[str, datetime] = {}  # symbol -> time of its last signal taken for resolution
         self._resolved: deque[tuple[float, int]] = deque(maxlen=cfg.calibration_window)
         self._lock = threading.Lock()
 
     def observe_signal(self, symbol: str, ts: datetime, p_up: float) -> None:
+        """Take the signal for resolution if it is the symbol's first one `horizon_s` after the last taken.
+
+        One signal per symbol per horizon (non-overlapping windows, as the labels: one row per bar): the
+        stream scores every book update, and signals seconds apart resolve against nearly the same price
+        move, so counting each would weigh one move hundreds of times and let a few minutes of trend
+        read as a miscalibrated model (halving sizes and asking for a retrain).
+        """
+        horizon = timedelta(seconds=self.cfg.horizon_s)
         with self._lock:
             last = self._prices.get(symbol)
-            if last is not None:
-                self._pending.setdefault(symbol, deque()).append((ts, p_up, last[1]))
+            sampled = self._sampled.get(symbol)
+            if last is None or (sampled is not None and ts < sampled + horizon):
+                return
+            self._sampled[symbol] = ts
+            self._pending.setdefault(symbol, deque()).append((ts, p_up, last[1]))
 
     def observe_price(self, symbol: str, ts: datetime, price: float) -> None:
         horizon = timedelta(seconds=self.cfg.horizon_s)

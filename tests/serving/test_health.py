@@ -8,20 +8,22 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from pipelines.online_store import OnlineFeatures
 from serving.engine.config import AirflowConfig, HealthConfig
 from serving.engine.events import SignalEvent, TradeEvent
 from serving.feature_cache import LatestFeatures
-from serving.health import HealthMonitor, HealthTee, ScoringMode, timed_predict
+from serving.health import HealthMonitor, HealthTee, LiveCalibration, ScoringMode, timed_predict
 from tests.serving.engine import conftest as engine_fixtures
 from tests.serving.engine.conftest import Harness, graduated
 
@@ -117,12 +119,12 @@ def airflow() -> Iterator[FakeAirflow]:
 
 
 def feed_overconfident_signals(h: Harness, tee: HealthTee, n: int = 40) -> None:
-    """Signals of p_up 0.9 while the price falls: every one resolves down after the horizon (60 s)."""
+    """Signals of p_up 0.9 while the price falls, one per horizon (60 s): every one resolves down."""
     price = Decimal(100)
     for _ in range(n):
         tee.submit(TradeEvent("BTC/USDT", price, Decimal(1), h.clock.now))
         tee.submit(SignalEvent("BTC/USDT", 0.9, h.clock.now))
-        h.clock.advance(30)
+        h.clock.advance(60)
         price -= Decimal("0.1")
     tee.submit(TradeEvent("BTC/USDT", price, Decimal(1), h.clock.now + timedelta(seconds=60)))
 
@@ -221,3 +223,32 @@ def test_stream_drift_flags_rows_from_another_distribution() -> None:
     p_same, p_moved = same.p_value(0.0), moved.p_value(0.0)
     assert p_same is not None and p_same > 0.01
     assert p_moved is not None and p_moved < 1e-6
+
+
+def test_a_per_tick_signal_stream_is_resolved_once_per_symbol_per_horizon() -> None:
+    # Arrange: signals every second for 20 minutes on a steady climb, each with p_up 0.2 (badly wrong);
+    # with every tick counted, 1,000+ resolutions of a handful of 5-minute moves would read as ECE 0.8.
+    calibration = LiveCalibration(HealthConfig(horizon_s=300, calibration_min_resolved=5))
+    start = datetime(2024, 8, 9, tzinfo=UTC)
+
+    # Act
+    for second in range(20 * 60 + 301):
+        ts = start + timedelta(seconds=second)
+        calibration.observe_price("ETH/USDT", ts, 2_600.0 + second * 0.01)
+        calibration.observe_signal("ETH/USDT", ts, 0.2)
+
+    # Assert: taken at t = 0, 300, ..., 1500 s; the prices run to 1,500 s, so the first five are resolved
+    assert calibration.resolved == 5
+    assert calibration.error() == pytest.approx(0.8)
+
+
+@given(offsets=st.lists(st.floats(min_value=0.0, max_value=3_600.0), min_size=1, max_size=300))
+def test_resolved_signals_never_exceed_one_per_symbol_per_horizon(offsets: list[float]) -> None:
+    calibration = LiveCalibration(HealthConfig(horizon_s=300, calibration_window=1_000))
+    start = datetime(2024, 8, 9, tzinfo=UTC)
+    for i, offset in enumerate(sorted(offsets)):
+        ts = start + timedelta(seconds=offset)
+        calibration.observe_price("BTC/USDT", ts, 60_000.0 + (i % 7))
+        calibration.observe_signal("BTC/USDT", ts, 0.5)
+    calibration.observe_price("BTC/USDT", start + timedelta(seconds=7_200), 1.0)  # resolves everything taken
+    assert calibration.resolved <= 3_600 // 300 + 1

@@ -64,12 +64,12 @@ def traded(
         wait_for(lambda: any(o["state"] == "open" and o["symbol"] == "BTC/USDT" for o in client.get("/orders").json()))
         engine.submit(TradeEvent("BTC/USDT", Decimal("99.95"), Decimal(10), datetime.now(UTC)))
         wait_for(lambda: "BTC/USDT" in {p["symbol"] for p in client.get("/positions").json()})
-        # The health monitor resolves signals (live calibration): one right call, one wrong.
+        # The health monitor resolves signals (live calibration, one per horizon): one right call, one wrong.
         calibration = app.state.health.calibration
         t0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
         calibration.observe_price("XRP/USDT", t0, 1.0)
         calibration.observe_signal("XRP/USDT", t0, 0.9)
-        calibration.observe_signal("XRP/USDT", t0 + timedelta(seconds=1), 0.2)
+        calibration.observe_signal("XRP/USDT", t0 + timedelta(minutes=5), 0.2)
         calibration.observe_price("XRP/USDT", t0 + timedelta(hours=1), 1.1)
         yield client, engine
 

@@ -36,6 +36,9 @@ def _home(serving_home: Settings, tmp_path: Path, shared_data: Path) -> Settings
     # The bootstrap champion's p_up (~0.5) clears 0.2% round-trip fees only with a wide take-profit, and
     # the 11-minute capture holds a 2-minute time stop, not a 5-minute one (the README's demo settings).
     exits = trading.exits.model_copy(update={"take_profit": 0.02, "time_stop_seconds": 120.0})
+    # Phase 1 (200 USDT) x Kelly 0.05 x confidence ~0.5 is ~5 USDT, the venue minimum itself: the demo lets
+    # the small-account rule raise such entries to minimum + 10% rather than enter only when p_up > 0.5.
+    sizing = trading.sizing.model_copy(update={"small_account_min_confidence": 0.5})
     return rehome(
         settings,
         home,
@@ -47,7 +50,10 @@ def _home(serving_home: Settings, tmp_path: Path, shared_data: Path) -> Settings
         # The bootstrap champion of the sample is not tradeable (it has not passed the whole gate): the
         # demo trades it on paper through the operator's explicit override, as the README shows.
         engine=settings.engine.model_copy(
-            update={"trading": trading.model_copy(update={"exits": exits}), "paper_trades_ungated_model": True}
+            update={
+                "trading": trading.model_copy(update={"exits": exits, "sizing": sizing}),
+                "paper_trades_ungated_model": True,
+            }
         ),
         serving=settings.serving.model_copy(update={"cache_refresh_s": 3600.0}),
     )
