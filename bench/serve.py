@@ -37,6 +37,8 @@
    priority that other work cannot preempt them, so `stream_p99_ms` minus `floor_p99_ms` is what the
    stream costs the API. The goal is the same goal (p99 at 500 req/s on one worker); `--priority normal`
    measures as before. The naive server always runs at normal priority (saturated, it takes a whole core).
+   The client's cyclic GC is off during each run (`_client_without_gc`): this process built the serving
+   home, and a full collection of that heap stalled the client 100-200 ms in the later runs.
    `rss_anon_mb`/`rss_file_mb` (and `stream_...`) split the RSS: anonymous memory (heap, Python objects)
    and pages of mapped files (shared libraries' code: polars, catboost, numpy, ...).
 6. Writes `bench/results/serve.json` and prints it as the last line: `p50_ms`, `p99_ms` (goal <= 2),
@@ -51,11 +53,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -277,6 +281,23 @@ def _stream_events(port: int) -> int | None:
     return int(sum(values)) if values else None
 
 
+@contextlib.contextmanager
+def _client_without_gc() -> Iterator[None]:
+    """The load generator's cyclic GC off during a run. Why: this process has built the serving home
+    (MLflow, Feast, CatBoost imported: a heap of millions of objects), and one full collection of it
+    stalls the client 100-200 ms (client timer lag p99 124-217 ms in the stream and floor runs, 1 ms in
+    the first), charged to whichever server is being measured. A run's own garbage is freed by
+    reference counting."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
 def measure(
     kind: str, env: dict[str, str], rate: float, duration_s: float, warmup_s: float, low_rate: float = 0.0,
     priority: str = "normal",
@@ -295,7 +316,8 @@ def measure(
         proc = psutil.Process(process.pid)
         before, events_before = proc.cpu_times(), _stream_events(port) if kind == "fast" else None
         load_before, client_before, wall_before = os.getloadavg()[0], _own_cpu_s(), time.perf_counter()
-        run = asyncio.run(drive(port, rate, duration_s, SYMBOLS))
+        with _client_without_gc():
+            run = asyncio.run(drive(port, rate, duration_s, SYMBOLS))
         after = proc.cpu_times()
         client_s, wall_s = _own_cpu_s() - client_before, time.perf_counter() - wall_before
         normal_priority()

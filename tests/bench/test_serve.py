@@ -1,15 +1,17 @@
-"""bench.serve's helpers: the RSS split and the scheduling fallback."""
+"""bench.serve's helpers: the RSS split, the scheduling fallback and the client without cyclic GC."""
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
-from bench.serve import raise_priority, rss_parts_mb
+from bench.serve import _client_without_gc, raise_priority, rss_parts_mb
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,3 +52,11 @@ def test_a_raised_priority_is_what_the_process_runs_at() -> None:
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() in {"realtime", "nice", "normal"}
+
+
+def test_the_client_runs_without_cyclic_gc_and_gets_it_back_even_when_the_run_fails() -> None:
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), _client_without_gc():
+        assert not gc.isenabled() and gc.get_freeze_count() > 0
+        raise RuntimeError("the run failed")
+    assert gc.isenabled() and gc.get_freeze_count() == 0
