@@ -284,8 +284,8 @@ def _stream_events(port: int) -> int | None:
 @contextlib.contextmanager
 def _client_without_gc() -> Iterator[None]:
     """The load generator's cyclic GC off during a run. Why: this process has built the serving home
-    (MLflow, Feast, CatBoost imported: a heap of millions of objects), and one full collection of it
-    stalls the client 100-200 ms (client timer lag p99 124-217 ms in the stream and floor runs, 1 ms in
+    (MLflow, Feast and CatBoost imported), and a full collection of that heap stalled the client
+    100-200 ms (client timer lag p99 124-217 ms in the stream and floor runs, 1 ms in
     the first), charged to whichever server is being measured. A run's own garbage is freed by
     reference counting."""
     gc.collect()

@@ -131,6 +131,7 @@ class LiveCalibration:
         self._prices: dict[str, tuple[datetime, float]] = {}
         self._sampled: dict[str, datetime] = {}  # symbol -> time of its last signal taken for resolution
         self._resolved: deque[tuple[float, int]] = deque(maxlen=cfg.calibration_window)
+        self._horizon = timedelta(seconds=cfg.horizon_s)
         self._lock = threading.Lock()
 
     def observe_signal(self, symbol: str, ts: datetime, p_up: float) -> None:
@@ -141,21 +142,19 @@ class LiveCalibration:
         move, so counting each would weigh one move hundreds of times and let a few minutes of trend
         read as a miscalibrated model (halving sizes and asking for a retrain).
         """
-        horizon = timedelta(seconds=self.cfg.horizon_s)
         with self._lock:
             last = self._prices.get(symbol)
             sampled = self._sampled.get(symbol)
-            if last is None or (sampled is not None and ts < sampled + horizon):
+            if last is None or (sampled is not None and ts < sampled + self._horizon):
                 return
             self._sampled[symbol] = ts
             self._pending.setdefault(symbol, deque()).append((ts, p_up, last[1]))
 
     def observe_price(self, symbol: str, ts: datetime, price: float) -> None:
-        horizon = timedelta(seconds=self.cfg.horizon_s)
         with self._lock:
             self._prices[symbol] = (ts, price)
             pending = self._pending.get(symbol)
-            while pending and pending[0][0] + horizon <= ts:
+            while pending and pending[0][0] + self._horizon <= ts:
                 _, p_up, start = pending.popleft()
                 if price != start:  # an unchanged price is neither up nor down (dropped, as in labels)
                     self._resolved.append((p_up, int(price > start)))
