@@ -20,9 +20,11 @@
 4. Then the fast server again with the replayed stream running (`--stream-capture`, default the recorded
    Binance spot capture, replayed at `--stream-speed` x recorded time, 1 by default: the live event rate)
    and the paper trading engine on, warmed with the recorded 5m candles: `stream_p99_ms` (goal <= 2, the
-   stream runs on its own thread and event loop), `stream_rss_mb` (goal <= 300, stream and engine in the
-   process), `stream_events` (market events the stream handled during the run, so a stream that did not
-   run cannot pass for a fast one). Skipped, with the reason, when the capture is absent.
+   stream runs on its own thread and event loop, its market feed in its own process), `stream_rss_mb`
+   (goal <= 300, stream and engine in the process), `stream_feed_rss_mb` and `stream_feed_cpu_per_s` (the
+   feed process, `serving.stream.feed_process`; None with ``STREAM__FEED_IN_PROCESS``), `stream_events`
+   (market events the stream handled during the run, so a stream that did not run cannot pass for a fast
+   one). Skipped, with the reason, when the capture is absent.
 5. Last, `python -m bench.serve_target floor` (a server answering a constant, no work per request) at the
    same rate: `floor_p99_ms` is what the host's load alone costs any one-worker server at that moment
    (2 cores shared with other work), the bound under `p99_ms` and `stream_p99_ms`. Every run reports the
@@ -63,93 +65,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import psutil
 
 from bench.common import publish, shared_data_dir
-
-SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
-TIMEOUT_S = 5.0
-CONNECTIONS = 64
-
-
-class _Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.reader, self.writer = reader, writer
-
-    async def get(self, request: bytes) -> int:
-        self.writer.write(request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
-        if length:
-            await self.reader.readexactly(length)
-        return status
-
-
-@dataclass
-class Run:
-    latencies_ms: list[float] = field(default_factory=list)  # from the client's wake-up to send
-    from_schedule_ms: list[float] = field(default_factory=list)  # from the scheduled send time
-    timer_lag_ms: list[float] = field(default_factory=list)  # wake-up minus scheduled time
-    statuses: dict[int, int] = field(default_factory=dict)
-    timeouts: int = 0
-    errors: int = 0
-
-
-async def drive(port: int, rate: float, duration_s: float, symbols: tuple[str, ...]) -> Run:
-    pool: asyncio.Queue[_Connection] = asyncio.Queue()
-    for _ in range(CONNECTIONS):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        pool.put_nowait(_Connection(reader, writer))
-    requests = [
-        f"GET /signal?symbol={s.replace('/', '%2F')} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode() for s in symbols
-    ]
-    run = Run()
-    total = int(rate * duration_s)
-    start = time.perf_counter() + 0.05
-    loop = asyncio.get_running_loop()
-
-    def record(due: float, woke: float) -> None:
-        done = time.perf_counter()
-        run.latencies_ms.append((done - woke) * 1000)
-        run.from_schedule_ms.append((done - due) * 1000)
-        run.timer_lag_ms.append((woke - due) * 1000)
-
-    async def one(i: int, due: float, woke: float) -> None:
-        connection = None
-        try:
-            async with asyncio.timeout_at(loop.time() + (due + TIMEOUT_S - time.perf_counter())):
-                connection = await pool.get()
-                status = await connection.get(requests[i % len(requests)])
-            run.statuses[status] = run.statuses.get(status, 0) + 1
-            record(due, woke)
-            pool.put_nowait(connection)
-        except TimeoutError:
-            run.timeouts += 1
-            record(due, woke)
-            if connection is not None:  # its response may still arrive: replace the connection
-                connection.writer.close()
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                pool.put_nowait(_Connection(reader, writer))
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            run.errors += 1
-
-    tasks = []
-    for i in range(total):
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i, due, time.perf_counter())))
-    await asyncio.gather(*tasks)
-    while not pool.empty():
-        pool.get_nowait().writer.close()
-    return run
-
+from bench.open_loop import SYMBOLS, TIMEOUT_S, Run, _pct, drive
 
 PRIORITIES = ("realtime", "nice", "normal")
 
@@ -228,10 +147,6 @@ def _wait_ready(port: int, timeout_s: float = 120.0) -> None:
         time.sleep(0.2)
 
 
-def _pct(values: list[float], q: float) -> float:
-    return round(float(np.percentile(np.asarray(values), q)), 3) if values else float("nan")
-
-
 @dataclass
 class Measured:
     run: Run
@@ -244,6 +159,8 @@ class Measured:
     load_avg: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after the run
     rss_parts_mb: dict[str, float] = field(default_factory=dict)  # anonymous vs file-backed (shared libraries)
     priority: str = "normal"  # what the client and the server ran at (raise_priority)
+    feed_rss_mb: float | None = None  # the server's market-feed process (serving.stream.feed_process), if any
+    feed_cpu_s: float | None = None  # that process's CPU time during the measured run
 
     def cpu_ratios(self) -> dict[str, float]:
         """CPU seconds per wall second of the server and of the client (1.0 = one core busy)."""
@@ -264,6 +181,15 @@ def rss_parts_mb(pid: int) -> dict[str, float]:
         return {}
     anon = fields.get("Anonymous", 0)
     return {"anon": round(anon / 1024, 1), "file": round((fields["Rss"] - anon) / 1024, 1)}
+
+
+def feed_process(server: psutil.Process) -> psutil.Process | None:
+    """The server's market-feed child (`serving.stream.feed_process`); None when the feed runs in the
+    server (or there is no stream). The replayed venue, also a child, is the market's, not the tier's."""
+    for child in server.children(recursive=True):
+        if "serving.stream.feed_process" in " ".join(child.cmdline()):
+            return child
+    return None
 
 
 def _own_cpu_s() -> float:
@@ -315,18 +241,26 @@ def measure(
         asyncio.run(drive(port, rate, warmup_s, SYMBOLS))  # warm caches, lazy imports
         proc = psutil.Process(process.pid)
         before, events_before = proc.cpu_times(), _stream_events(port) if kind == "fast" else None
+        feed = feed_process(proc)
+        feed_before = feed.cpu_times() if feed is not None else None
         load_before, client_before, wall_before = os.getloadavg()[0], _own_cpu_s(), time.perf_counter()
         with _client_without_gc():
             run = asyncio.run(drive(port, rate, duration_s, SYMBOLS))
         after = proc.cpu_times()
+        feed_after = feed.cpu_times() if feed is not None else None
         client_s, wall_s = _own_cpu_s() - client_before, time.perf_counter() - wall_before
         normal_priority()
         events_after = _stream_events(port) if kind == "fast" else None
         rss_mb, parts = proc.memory_info().rss / 2**20, rss_parts_mb(process.pid)
+        feed_rss_mb = round(feed.memory_info().rss / 2**20, 1) if feed is not None else None
     cpu_s = (after.user + after.system) - (before.user + before.system)
     events = events_after - events_before if events_after is not None and events_before is not None else None
     load = (load_before, os.getloadavg()[0])
-    return Measured(run, rss_mb, cpu_s, gentle, events, client_s, wall_s, load, parts, applied)
+    feed_cpu_s = None
+    if feed_before is not None and feed_after is not None:
+        feed_cpu_s = (feed_after.user + feed_after.system) - (feed_before.user + feed_before.system)
+    return Measured(run, rss_mb, cpu_s, gentle, events, client_s, wall_s, load, parts, applied, feed_rss_mb,
+                    feed_cpu_s)
 
 
 def _stream_env(env: dict[str, str], home: Path, capture: Path, speed: float) -> dict[str, str]:
@@ -441,6 +375,10 @@ def main() -> None:
     publish("serve", result)
 
 
+def _per_s(seconds: float | None, wall_s: float) -> float | None:
+    return round(seconds / wall_s, 3) if seconds is not None and wall_s > 0 else None
+
+
 def _stream_result(streamed: Measured | None, args: argparse.Namespace) -> dict[str, object]:
     if streamed is None:
         return {"stream_p99_ms": None, "stream_rss_mb": None, "stream_skipped": f"no capture at {args.stream_capture}"}
@@ -454,6 +392,8 @@ def _stream_result(streamed: Measured | None, args: argparse.Namespace) -> dict[
         "stream_statuses": {str(k): v for k, v in sorted(run.statuses.items())},
         "stream_timeouts": run.timeouts,
         "stream_rss_mb": round(streamed.rss_mb, 1),
+        "stream_feed_rss_mb": streamed.feed_rss_mb,
+        "stream_feed_cpu_per_s": _per_s(streamed.feed_cpu_s, streamed.wall_s),
         **{f"stream_rss_{k}_mb": v for k, v in streamed.rss_parts_mb.items()},
         "stream_cpu_s": round(streamed.cpu_s, 2),
         **{f"stream_{k}": v for k, v in streamed.cpu_ratios().items()},

@@ -32,6 +32,11 @@ class StreamConfig(_Frozen):
         False, description="Run the replayed venue inside the serving process (default: its own process, "
         "serving.stream.replay_process, as a real venue is; always inside at replay_speed 0)."
     )
+    feed_in_process: bool = Field(
+        False, description="Run the market feed (ccxt.pro WebSockets, parsing, book sync) on the serving "
+        "process's stream thread (default: its own process, serving.stream.feed_process, so its work does not "
+        "take turns with the API for the GIL; always on the stream thread at replay_speed 0)."
+    )
     symbols: tuple[str, ...] = Field((), description="Symbols to watch; empty = the stored universe.")
     silence_timeout_s: float = Field(
         2.0, gt=0, le=60, description="No message for this long counts as a dead connection (SPEC 14: < 3 s)."
@@ -59,6 +64,11 @@ class StreamConfig(_Frozen):
     hot_trending_hurst: float = Field(
         0.58, gt=0, lt=1, description="regime_match: Hurst above this is a trending market (SPEC 10 band top)."
     )
+
+    @property
+    def feed_in_own_process(self) -> bool:
+        """Whether the market feed runs in `serving.stream.feed_process` (see `feed_in_process`)."""
+        return not self.feed_in_process and not (self.source == "replay" and self.replay_speed == 0)
 
     @field_validator("replay_capture_dir")
     @classmethod

@@ -140,6 +140,16 @@ class HookedBinance(ccxtpro.binance):  # type: ignore[misc]  # ccxt ships no typ
         return snapshot
 
 
+def check_feed(venue: str, symbols: list[str]) -> None:
+    """The operator's errors a feed refuses before it connects (shared by `MarketFeed` and `FeedProcess`)."""
+    if venue != "binance":
+        raise OperatorError(
+            f"the stream supports venue 'binance' (spot) for now, not {venue!r}: set ALPHATIDE_VENUE=binance"
+        )
+    if not symbols:
+        raise OperatorError("the stream has no symbols to watch (empty universe and no stream.symbols)")
+
+
 class MarketFeed:
     """Trades and books of `symbols` from `venue` (Binance spot) into `sink`; see the module docstring.
 
@@ -158,12 +168,7 @@ class MarketFeed:
         quote: QuoteSink | None = None,
         timeout_s: float = 10.0,
     ):
-        if venue != "binance":
-            raise OperatorError(
-                f"the stream supports venue 'binance' (spot) for now, not {venue!r}: set ALPHATIDE_VENUE=binance"
-            )
-        if not symbols:
-            raise OperatorError("the stream has no symbols to watch (empty universe and no stream.symbols)")
+        check_feed(venue, symbols)
         self.venue = venue
         self.symbols = list(symbols)
         self.config = config

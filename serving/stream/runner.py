@@ -5,7 +5,10 @@ parsing, the book sync, the incremental features, scoring). On the API's event l
 delays the requests queued behind it (measured: `/signal` p99 7.6 ms -> 12.5 ms at 500 req/s, 255 ms
 at 2,000 req/s). On its own loop, the API loop does no stream work; what crosses over is cheap and
 thread-safe: cache rows (a dict assignment), `SignalHub.publish` (serialized on the stream thread,
-handed to the API loop with `call_soon_threadsafe`), `engine.submit` (a queue), metrics.
+handed to the API loop with `call_soon_threadsafe`), `engine.submit` (a queue), metrics. The market
+feed itself (ccxt.pro's WebSockets, parsing and book sync, most of the stream's interpreter time) runs in
+a process of its own (`serving.stream.feed_process`) unless ``stream.feed_in_process``: the stream thread
+only decodes its finished events, so the feed does not take turns with the API for the GIL.
 
 `serving_stream(app, settings, ...)` is what the app's lifespan enters. With ``stream.source=off`` it
 only runs the trading engine. Otherwise, in order: the stream thread; for ``replay``, the replayed venue

@@ -7,7 +7,8 @@
 - ``stream.source=ccxt``: the venue itself; the watched symbols are `stream.symbols`, else the universe.
 Before the feed starts, the pipeline is warmed with each symbol's recent closed bars before `start`
 (`serving.stream.warm`; `start` is the capture's first message in a replay, now when live). Then it runs
-the `MarketFeed` into a `StreamPipeline` and recomputes the hot score every
+the `MarketFeed` (in a process of its own, `serving.stream.feed_process`, unless ``stream.feed_in_process`` or
+a replay at speed 0) into a `StreamPipeline` and recomputes the hot score every
 `stream.hot_interval_s` seconds (published on `/ws/signals` as a ``hot`` message and kept for `GET /hot`).
 
 With a `runner` (`serving.stream.runner.StreamThread`), `start`/`stop` run on the runner's loop and
@@ -31,6 +32,7 @@ from serving.stream.replay import ReplayServer, capture_files_by_symbol
 from serving.ws_hub import SignalHub
 
 if TYPE_CHECKING:
+    from serving.stream.feed_process import FeedProcess
     from serving.stream.replay_process import ReplayProcess
     from serving.stream.runner import StreamThread
 
@@ -66,7 +68,7 @@ class StreamService:
         self._owns_replay = replay is None
         self.start_time = start
         self.runner = runner
-        self.feed: MarketFeed | None = None
+        self.feed: MarketFeed | FeedProcess | None = None
         self._hot_task: asyncio.Task[None] | None = None
 
     @property
@@ -93,7 +95,12 @@ class StreamService:
             else:
                 self.start_time = datetime.now(UTC)
         await asyncio.to_thread(self.pipeline.warm, symbols, self.start_time)
-        self.feed = MarketFeed(
+        feed_class: type[MarketFeed] | type[FeedProcess] = MarketFeed
+        if cfg.feed_in_own_process:
+            from serving.stream.feed_process import FeedProcess
+
+            feed_class = FeedProcess
+        self.feed = feed_class(
             self.settings.venue,
             symbols,
             self._on_event,

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench.serve import _client_without_gc, raise_priority, rss_parts_mb
+from bench.serve import _client_without_gc, feed_process, raise_priority, rss_parts_mb
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,6 +27,27 @@ def test_rss_parts_add_up_to_the_resident_set() -> None:
 
 def test_rss_parts_of_a_gone_process_are_empty() -> None:
     assert rss_parts_mb(2**22 + 12345) == {}
+
+
+def test_the_feed_process_is_found_among_the_servers_children_and_nothing_else_is() -> None:
+    # Arrange: a stand-in replayed venue, then a child whose command line names the feed module
+    me = psutil.Process()
+    venue = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "serving.stream.replay"])
+    try:
+        assert feed_process(me) is None
+        feed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "serving.stream.feed_process"])
+        try:
+            # Act
+            found = feed_process(me)
+
+            # Assert
+            assert found is not None and found.pid == feed.pid
+        finally:
+            feed.kill()
+            feed.wait()
+    finally:
+        venue.kill()
+        venue.wait()
 
 
 def test_normal_priority_changes_nothing() -> None:

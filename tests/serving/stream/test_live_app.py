@@ -4,6 +4,7 @@ cache + Feast push -> champion -> /signal, /ws/signals, /hot, /metrics, and the 
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from datetime import UTC, datetime
@@ -88,3 +89,38 @@ def test_replayed_stream_feeds_signals_store_hot_score_and_paper_engine(
     assert health["stream_source"] == "replay" and health["stream_connected"]["binance:book"] is True
     assert engine_status.running and engine_status.dropped_events == 0
     assert stream.pipeline.signals > 0 and stream.pipeline.events > 1000
+
+
+def test_a_paced_replay_runs_the_market_feed_in_its_own_process(
+    serving_home: Settings, tmp_path: Path, shared_data: Path
+) -> None:
+    # Arrange: the venue replayed at 60x in its own process, as `make serve` runs it (at 1x)
+    from serving.stream.feed_process import FeedProcess
+
+    settings = _copy_home(serving_home, tmp_path, shared_data, replay_speed=60.0)
+    app = create_app(settings)
+
+    # Act
+    with TestClient(app) as client:
+        feed = app.state.stream.feed
+        _wait(
+            lambda: (row := app.state.cache._rows.get("BTC/USDT")) is not None
+            and row.from_stream
+            and row.row.event_time >= FIRST_FULL_BAR_CLOSE,
+            90,
+            "the stream to close the 00:00 bar of BTC/USDT",
+        )
+        signal = client.get("/signal", params={"symbol": "BTC/USDT"})
+        metrics = client.get("/metrics").text
+        health = client.get("/health").json()
+        feed_pid = feed.pid
+        engine_status = app.state.trading_engine.status()
+
+    # Assert
+    assert isinstance(feed, FeedProcess) and feed_pid not in (None, os.getpid())
+    assert signal.status_code == 200 and datetime.fromisoformat(signal.json()["feature_time"]) >= FIRST_FULL_BAR_CLOSE
+    assert 'alphatide_websocket_connected{source="binance:book"} 1.0' in metrics
+    assert health["stream_connected"] == {"binance:trades": True, "binance:book": True}
+    assert engine_status.running and engine_status.dropped_events == 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(feed_pid, 0)  # stopped with the app
