@@ -28,6 +28,11 @@ kept by the serving process from these frames, since the child's registry is nev
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # the child: before anything imports ccxt, its exchanges on demand (lean_imports)
+    from serving.lean_imports import ccxt_exchanges_on_demand
+
+    ccxt_exchanges_on_demand()
+
 import asyncio
 import contextlib
 import json
@@ -245,9 +250,6 @@ def main() -> None:
     """``python -m serving.stream.feed_process`` (started by `FeedProcess`): job on stdin, frames on stdout."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="feed-process %(levelname)s %(message)s")
     job = json.loads(sys.stdin.readline())
-    from serving.lean_imports import ccxt_exchanges_on_demand
-
-    ccxt_exchanges_on_demand()  # a fresh process that needs one exchange of ccxt's hundred (serving.lean_imports)
     writer = _FrameWriter()
     asyncio.run(_run_child(job, writer.send))
 
