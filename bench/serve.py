@@ -32,7 +32,8 @@
    server and of this client process (`server_cpu_per_s`, `client_cpu_per_s`; the client is a separate
    process and must stay well below 1.0, or the load generator is the bottleneck).
    Scheduling (`--priority`, default ``realtime``): the client's thread and the fast, stream and floor
-   servers (every thread, and the replayed venue's process) run at SCHED_FIFO priority 10 during the runs
+   servers (every thread, and the stream server's child processes: the replayed venue, the market feed)
+   run at SCHED_FIFO priority 10 during the runs
    (``nice``: niceness -10; either falls back to what is permitted, and `priority` says what ran). Why:
    on 2 cores shared with other work (a test suite at load 3-4), the client itself stalled (timer lag p99
    85 ms at normal priority) and the measured p99 was the host's queue, not the server's; at real-time
@@ -41,6 +42,8 @@
    measures as before. The naive server always runs at normal priority (saturated, it takes a whole core).
    The client's cyclic GC is off during each run (`_client_without_gc`): this process built the serving
    home, and a full collection of that heap stalled the client 100-200 ms in the later runs.
+   Each run reports `steal_share` (`stream_`, `floor_`): the share of the machine's CPU time the
+   hypervisor gave to other guests during it (/proc/stat), which no scheduling here can prevent.
    `rss_anon_mb`/`rss_file_mb` (and `stream_...`) split the RSS: anonymous memory (heap, Python objects)
    and pages of mapped files (shared libraries' code: polars, catboost, numpy, ...).
 6. Writes `bench/results/serve.json` and prints it as the last line: `p50_ms`, `p99_ms` (goal <= 2),
@@ -93,6 +96,14 @@ def raise_priority(priority: str, pid: int = 0) -> str:
         except (PermissionError, OSError):
             pass
     return "normal"
+
+
+def steal_ticks() -> tuple[int, int]:
+    """(stolen, total) CPU ticks of the machine so far (/proc/stat): time the hypervisor ran something else."""
+    with contextlib.suppress(OSError):
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return fields[7], sum(fields)
+    return 0, 0
 
 
 def normal_priority() -> None:
@@ -161,6 +172,7 @@ class Measured:
     priority: str = "normal"  # what the client and the server ran at (raise_priority)
     feed_rss_mb: float | None = None  # the server's market-feed process (serving.stream.feed_process), if any
     feed_cpu_s: float | None = None  # that process's CPU time during the measured run
+    steal_share: float | None = None  # the machine's CPU time the hypervisor gave to others during the run
 
     def cpu_ratios(self) -> dict[str, float]:
         """CPU seconds per wall second of the server and of the client (1.0 = one core busy)."""
@@ -244,9 +256,11 @@ def measure(
         feed = feed_process(proc)
         feed_before = feed.cpu_times() if feed is not None else None
         load_before, client_before, wall_before = os.getloadavg()[0], _own_cpu_s(), time.perf_counter()
+        steal_before = steal_ticks()
         with _client_without_gc():
             run = asyncio.run(drive(port, rate, duration_s, SYMBOLS))
         after = proc.cpu_times()
+        steal_after = steal_ticks()
         feed_after = feed.cpu_times() if feed is not None else None
         client_s, wall_s = _own_cpu_s() - client_before, time.perf_counter() - wall_before
         normal_priority()
@@ -259,8 +273,10 @@ def measure(
     feed_cpu_s = None
     if feed_before is not None and feed_after is not None:
         feed_cpu_s = (feed_after.user + feed_after.system) - (feed_before.user + feed_before.system)
+    ticks = steal_after[1] - steal_before[1]
+    steal = round((steal_after[0] - steal_before[0]) / ticks, 3) if ticks > 0 else None
     return Measured(run, rss_mb, cpu_s, gentle, events, client_s, wall_s, load, parts, applied, feed_rss_mb,
-                    feed_cpu_s)
+                    feed_cpu_s, steal)
 
 
 def _stream_env(env: dict[str, str], home: Path, capture: Path, speed: float) -> dict[str, str]:
@@ -355,10 +371,12 @@ def main() -> None:
         "cpu_s": round(fast_run.cpu_s, 2),
         **fast_run.cpu_ratios(),
         "load_avg_1m": [round(x, 2) for x in fast_run.load_avg],
+        "steal_share": fast_run.steal_share,
         "floor_p50_ms": _pct(floor_run.run.latencies_ms, 50),
         "floor_p99_ms": _pct(floor_run.run.latencies_ms, 99),
         "floor_client_timer_lag_p99_ms": _pct(floor_run.run.timer_lag_ms, 99),
         "floor_load_avg_1m": [round(x, 2) for x in floor_run.load_avg],
+        "floor_steal_share": floor_run.steal_share,
         **{f"floor_{k}": v for k, v in floor_run.cpu_ratios().items()},
         **_stream_result(streamed, args),
         "load_avg_start": [round(x, 2) for x in load_start],
@@ -400,6 +418,7 @@ def _stream_result(streamed: Measured | None, args: argparse.Namespace) -> dict[
         "stream_load_avg_1m": [round(x, 2) for x in streamed.load_avg],
         "stream_events": streamed.stream_events,
         "stream_speed": args.stream_speed,
+        "stream_steal_share": streamed.steal_share,
     }
 
 
