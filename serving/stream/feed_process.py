@@ -48,20 +48,12 @@ from typing import Any
 from pipelines.config import StreamConfig
 from pipelines.domain.marketdata import BookDiff, BookSnapshot, Trade
 from serving.metrics import STREAM_EVENTS, STREAM_RECONNECTS, WEBSOCKET_CONNECTED
+from serving.stream.child_process import die_with_parent, terminate
 from serving.stream.feed import EventSink, QuoteSink, StatusSink, check_feed
 
 log = logging.getLogger(__name__)
 _LENGTH = struct.Struct(">I")
 _KINDS = ("trades", "book")
-
-
-def _die_with_parent() -> None:
-    """In the child (Linux): SIGTERM when the thread that started it ends, so no feed outlives the stream."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class FeedProcess:
@@ -125,7 +117,7 @@ class FeedProcess:
     async def _spawn(self) -> asyncio.StreamReader:
         process = subprocess.Popen(
             [sys.executable, "-m", "serving.stream.feed_process"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=_die_with_parent,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=die_with_parent,
         )
         assert process.stdin is not None and process.stdout is not None
         process.stdin.write(self._job.encode() + b"\n")
@@ -192,15 +184,7 @@ class FeedProcess:
             return self._process.wait()
 
     def _terminate(self) -> None:
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(self._process)
 
 
 class _FrameWriter:

@@ -15,16 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from serving.stream.child_process import die_with_parent, terminate
+
 STAY_UP_S = 10**9  # after the capture ends, keep serving (like the in-process server) until stopped
-
-
-def _die_with_parent() -> None:
-    """In the child (Linux): SIGTERM when the serving process dies, so no replay outlives it."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class ReplayProcess:
@@ -42,7 +35,7 @@ class ReplayProcess:
     def _start(self) -> None:
         command = [sys.executable, "-m", "serving.stream.replay", str(self.capture_dir),
                    "--speed", str(self.speed), "--linger", str(STAY_UP_S)]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()  # "PORT <n>" once listening
         if not line.startswith("PORT "):
@@ -54,14 +47,7 @@ class ReplayProcess:
         await asyncio.to_thread(self._stop)
 
     def _stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
 
     @property
     def port(self) -> int:

@@ -49,6 +49,16 @@ def _wait(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-un
         time.sleep(0.05)
 
 
+def _wait_for_first_bar_close(app, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+    _wait(
+        lambda: (row := app.state.cache._rows.get("BTC/USDT")) is not None
+        and row.from_stream
+        and row.row.event_time >= FIRST_FULL_BAR_CLOSE,
+        timeout_s,
+        "the stream to close the 00:00 bar of BTC/USDT",
+    )
+
+
 def test_replayed_stream_feeds_signals_store_hot_score_and_paper_engine(
     serving_home: Settings, tmp_path: Path, shared_data: Path
 ) -> None:
@@ -59,13 +69,7 @@ def test_replayed_stream_feeds_signals_store_hot_score_and_paper_engine(
         hello = ws.receive_json()
         assert hello["type"] == "hello" and "signal" in hello["message_types"]
         stream = app.state.stream
-        _wait(
-            lambda: (row := app.state.cache._rows.get("BTC/USDT")) is not None
-            and row.from_stream
-            and row.row.event_time >= FIRST_FULL_BAR_CLOSE,
-            60,
-            "the stream to close the 00:00 bar of BTC/USDT",
-        )
+        _wait_for_first_bar_close(app, 60)
         _wait(lambda: stream.pipeline.pushes_pending == 0, 30, "the Feast push")
 
         signal = client.get("/signal", params={"symbol": "BTC/USDT"})
@@ -103,13 +107,7 @@ def test_a_paced_replay_runs_the_market_feed_in_its_own_process(
     # Act
     with TestClient(app) as client:
         feed = app.state.stream.feed
-        _wait(
-            lambda: (row := app.state.cache._rows.get("BTC/USDT")) is not None
-            and row.from_stream
-            and row.row.event_time >= FIRST_FULL_BAR_CLOSE,
-            90,
-            "the stream to close the 00:00 bar of BTC/USDT",
-        )
+        _wait_for_first_bar_close(app, 90)
         signal = client.get("/signal", params={"symbol": "BTC/USDT"})
         metrics = client.get("/metrics").text
         health = client.get("/health").json()
