@@ -1,8 +1,9 @@
 """The market feed (ccxt.pro WebSockets, the venue's parsing, the book sync) in a process of its own.
 
 Why: the serving process's threads share one GIL. Sampled with the interpreter lock held (py-spy --gil,
-500 `/signal` req/s, the replayed Binance capture at live pace), ccxt's message handling was about 85% of
-the stream thread's share, and `/signal`'s p99 rose from 1.0 to 2.4 ms with the feed on the stream thread
+500 `/signal` req/s, the replayed Binance capture at live pace), ccxt's message handling, not counting
+the pipeline it calls, was about 40% of the stream thread's samples (142 of 373; the pipeline 67), and
+`/signal`'s p99 rose from 1.0 to 2.4 ms with the feed on the stream thread
 (a quiet host, bench.serve). In its own process that work runs beside the API on the other core instead
 of taking turns with it; the serving process only decodes finished events and runs the pipeline on them.
 
