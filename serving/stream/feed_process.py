@@ -110,7 +110,7 @@ class FeedProcess:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await asyncio.to_thread(self._terminate)
+        await asyncio.to_thread(terminate, self._process)
         for source, up in list(self._connected.items()):
             if up:
                 self._set_connected(source, False, "stopped")
@@ -183,9 +183,6 @@ class FeedProcess:
         except subprocess.TimeoutExpired:  # stdout closed but still running: not a feed any more
             self._process.kill()
             return self._process.wait()
-
-    def _terminate(self) -> None:
-        terminate(self._process)
 
 
 class _FrameWriter:
